@@ -1,0 +1,118 @@
+"""Data: labelled expression folders, the pairs and triplets drawn from their labels, and pair CSVs.
+
+Labelled folders use the layout FER2013 users get from Kaggle: <root>/{train,val,test}/<label>/*.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision import datasets
+from torchvision.transforms import v2
+
+from .images import load_image
+
+
+def train_transform(size: int, grey: bool = True, thesis: bool = False):
+    """Augmentations. The thesis used RandomResizedCrop + RandomHorizontalFlip only."""
+    if thesis:
+        steps = [v2.RandomResizedCrop(size), v2.RandomHorizontalFlip()]
+    else:
+        # Framing jitter matters: detected crops from photos never sit exactly like FER2013's.
+        steps = [v2.RandomResizedCrop(size, scale=(0.75, 1.0), ratio=(0.9, 1.1)),
+                 v2.RandomHorizontalFlip(),
+                 v2.RandomAffine(degrees=12, translate=(0.05, 0.05)),
+                 v2.ColorJitter(brightness=0.35, contrast=0.35)]
+    head = [v2.Grayscale(num_output_channels=3)] if grey else []
+    tail = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+    if not thesis:
+        tail.append(v2.RandomErasing(p=0.25, scale=(0.02, 0.12)))
+    return v2.Compose(head + steps + tail)
+
+
+def eval_transform(size: int, grey: bool = True):
+    head = [v2.Grayscale(num_output_channels=3)] if grey else []
+    return v2.Compose(head + [v2.Resize((size, size), antialias=True),
+                              v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+
+
+def labelled_folder(root, transform=None) -> datasets.ImageFolder:
+    """One split of a labelled-folder dataset; images decoded through fecsim's safe loader."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder (expected <root>/<label>/<images>)")
+    return datasets.ImageFolder(str(root), transform=transform, loader=load_image)
+
+
+def sample_pairs(labels, n: int, seed: int) -> np.ndarray:
+    """n pairs (i, j, same), half with the same label and half different, fixed by seed."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    by_label = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
+    rows = []
+    while len(rows) < n:
+        same = len(rows) % 2 == 0
+        i = int(rng.integers(len(labels)))
+        pool = by_label[labels[i]] if same else np.flatnonzero(labels != labels[i])
+        pool = pool[pool != i]
+        if len(pool) == 0:
+            continue
+        rows.append((i, int(rng.choice(pool)), int(same)))
+    return np.array(rows, dtype=np.int64)
+
+
+def sample_triplets(labels, n: int, seed: int) -> np.ndarray:
+    """n triplets (i, j, k, odd): two share a label, the odd one (1, 2 or 3) has another."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    by_label = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
+    rows = []
+    while len(rows) < n:
+        anchor = int(rng.integers(len(labels)))
+        mates = by_label[labels[anchor]]
+        mates = mates[mates != anchor]
+        if len(mates) == 0:
+            continue
+        mate = int(rng.choice(mates))
+        odd_image = int(rng.choice(np.flatnonzero(labels != labels[anchor])))
+        odd = int(rng.integers(3)) + 1
+        same_pair = [anchor, mate]
+        order = same_pair[: odd - 1] + [odd_image] + same_pair[odd - 1:]
+        rows.append((*order, odd))
+    return np.array(rows, dtype=np.int64)
+
+
+PAIR_COLUMNS = ("a", "b", "same")
+
+
+class PairsCSV(Dataset):
+    """Labelled pairs of face crops from a CSV with columns a, b, same (0/1).
+
+    Paths may be absolute or relative to the CSV's folder. This is how the app's flagged
+    predictions come back as training data (`python -m fecsim export-flags`).
+    """
+
+    def __init__(self, path, transform):
+        self.path = Path(path)
+        self.transform = transform
+        with open(self.path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = set(PAIR_COLUMNS) - set(reader.fieldnames or [])
+            if missing:
+                raise ValueError(f"{self.path}: missing columns {sorted(missing)}")
+            self.rows = [(self._resolve(r["a"]), self._resolve(r["b"]), int(r["same"]))
+                         for r in reader]
+
+    def _resolve(self, name: str) -> Path:
+        p = Path(name)
+        return p if p.is_absolute() else self.path.parent / p
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        a, b, same = self.rows[index]
+        return self.transform(load_image(a)), self.transform(load_image(b)), torch.tensor(float(same))

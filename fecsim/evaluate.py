@@ -1,0 +1,82 @@
+"""Scoring a model on a labelled split: balanced pairs and triplets drawn from a fixed seed."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from . import metrics
+from .data import eval_transform, labelled_folder, sample_pairs, sample_triplets
+
+
+@torch.no_grad()
+def split_features(model, dataset, device, batch_size: int = 256, flip_average: bool = True):
+    """z for every image of a dataset, in order, with the labels."""
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    feats, labels = [], []
+    for images, y in loader:
+        feats.append(features(model, images.to(device), flip_average).cpu())
+        labels.append(y)
+    return torch.cat(feats), torch.cat(labels).numpy()
+
+
+def features(model, images: torch.Tensor, flip_average: bool) -> torch.Tensor:
+    """z, averaged with the mirrored face's when flip_average: expressions are left-right symmetric."""
+    z = model.features(images)
+    if flip_average:
+        z = (z + model.features(images.flip(-1))) / 2
+    return z
+
+
+@torch.no_grad()
+def pair_logits(model, z: torch.Tensor, index_a, index_b, device) -> np.ndarray:
+    za, zb = z[torch.as_tensor(index_a)].to(device), z[torch.as_tensor(index_b)].to(device)
+    return model.pair_logits(za, zb).float().cpu().numpy()
+
+
+def calibrated(logits, calibration: dict) -> np.ndarray:
+    return 1 / (1 + np.exp(-(calibration["scale"] * np.asarray(logits) + calibration["bias"])))
+
+
+def calibrate(model, z, labels, n_pairs: int, seed: int, device) -> dict:
+    """Platt scaling on balanced pairs, and the verdict threshold that is most accurate on them."""
+    pairs = sample_pairs(labels, n_pairs, seed)
+    logits = pair_logits(model, z, pairs[:, 0], pairs[:, 1], device)
+    scale, bias = metrics.fit_platt(logits, pairs[:, 2])
+    calibration = {"scale": scale, "bias": bias}
+    probabilities = calibrated(logits, calibration)
+    threshold, acc = metrics.best_threshold(probabilities, pairs[:, 2])
+    ece, _ = metrics.reliability(probabilities, pairs[:, 2])
+    return dict(calibration, threshold=threshold, fitted_on_pairs=n_pairs, seed=seed,
+                fit_accuracy=round(acc, 4), fit_ece=round(ece, 4))
+
+
+def score(model, z, labels, calibration: dict, n_pairs: int, n_triplets: int, seed: int,
+          device) -> dict:
+    """Pair ROC-AUC, accuracy at the stored threshold and at the best one, ECE, triplet accuracy."""
+    pairs = sample_pairs(labels, n_pairs, seed)
+    p = calibrated(pair_logits(model, z, pairs[:, 0], pairs[:, 1], device), calibration)
+    ece, table = metrics.reliability(p, pairs[:, 2])
+    result = {
+        "pairs": n_pairs,
+        "pair_auc": round(metrics.roc_auc(p, pairs[:, 2]), 4),
+        "pair_accuracy": round(metrics.accuracy(p, pairs[:, 2], calibration["threshold"]), 4),
+        "pair_accuracy_best_threshold": round(metrics.best_threshold(p, pairs[:, 2])[1], 4),
+        "ece": round(ece, 4),
+        "reliability": table,
+    }
+    if n_triplets:
+        t = sample_triplets(labels, n_triplets, seed)
+        p12 = pair_logits(model, z, t[:, 0], t[:, 1], device)
+        p13 = pair_logits(model, z, t[:, 0], t[:, 2], device)
+        p23 = pair_logits(model, z, t[:, 1], t[:, 2], device)
+        odd = metrics.odd_from_pair_probabilities(p12, p13, p23)
+        result.update(triplets=n_triplets, triplet_accuracy=round(float(np.mean(odd == t[:, 3])), 4))
+    return result
+
+
+def evaluate_folder(model, meta: dict, root, n_pairs=1000, n_triplets=1000, seed=0, device="cpu"):
+    """The model card's numbers for one labelled split (e.g. fer2013/test)."""
+    dataset = labelled_folder(root, eval_transform(meta["input_size"], meta.get("grey", True)))
+    z, labels = split_features(model, dataset, device, flip_average=meta.get("flip_average", False))
+    return score(model, z, labels, meta["calibration"], n_pairs, n_triplets, seed, device)

@@ -1,0 +1,123 @@
+"""Faces: find them (MTCNN from facenet-pytorch) or take given boxes, and crop them the way the
+model saw its training faces.
+
+FER2013 faces are tight, square, grey 48x48 crops. A detected face from a colour photo is made
+square around the detector's box, widened by a margin, turned grey and resized to 48 px before
+being resized to the model's input size, so that framing, colour and sharpness match training.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from .errors import BoxError, NoFaceError
+from .images import describe, load_image
+
+DETECT_MAX_SIDE = 1024   # MTCNN runs on a copy at most this large: its cost grows with pixels
+MIN_FACE_PROB = 0.9      # below this MTCNN's candidates are mostly not faces
+
+
+@dataclass
+class Face:
+    crop: Image.Image                  # RGB image exactly as the model sees it
+    box: tuple                         # (x0, y0, x1, y1) in pixels of the upright original
+    image: Image.Image                 # the upright RGB original
+    found: list = field(default_factory=list)  # every detected box, largest first ([] if given)
+
+    @property
+    def others(self) -> int:
+        """How many more faces were found besides the one used."""
+        return max(len(self.found) - 1, 0)
+
+
+def fec_box_to_pixels(box, width: int, height: int) -> tuple:
+    """FEC's box order (x0/w, x1/w, y0/h, y1/h) -> pixels (x0, y0, x1, y1)."""
+    left, right, top, bottom = (float(v) for v in box)
+    return (left * width, top * height, right * width, bottom * height)
+
+
+def check_box(box, width: int, height: int, name: str = "image") -> tuple:
+    """Validate a pixel box and clip it to the image; BoxError if it is malformed or empty."""
+    try:
+        x0, y0, x1, y1 = (float(v) for v in box)
+    except (TypeError, ValueError) as exc:
+        raise BoxError(f"{name}: a box is four numbers x0, y0, x1, y1 (got {box!r})") from exc
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+        raise BoxError(f"{name}: box {box!r} has non-finite numbers")
+    if x1 <= x0 or y1 <= y0:
+        raise BoxError(f"{name}: box {box!r} needs x1 > x0 and y1 > y0")
+    clipped = (max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height)))
+    if clipped[2] - clipped[0] < 2 or clipped[3] - clipped[1] < 2:
+        raise BoxError(f"{name}: box {box!r} is outside the {width}x{height} image")
+    return clipped
+
+
+class FaceCropper:
+    def __init__(self, input_size: int = 48, grey: bool = True, margin: float = 0.0,
+                 square: bool = True, source_size: int | None = 48, device="cpu"):
+        self.input_size, self.grey, self.margin = input_size, grey, margin
+        self.square, self.source_size, self.device = square, source_size, device
+        self._mtcnn = None
+
+    @classmethod
+    def from_meta(cls, meta: dict, device="cpu") -> "FaceCropper":
+        face = meta.get("face", {})
+        return cls(meta["input_size"], meta.get("grey", True), face.get("margin", 0.0),
+                   face.get("square", True), face.get("source_size"), device)
+
+    def detect(self, image: Image.Image) -> list[tuple]:
+        """Face boxes (x0, y0, x1, y1, probability), largest first."""
+        if self._mtcnn is None:
+            from facenet_pytorch import MTCNN  # imported late: it pulls in its weights
+            self._mtcnn = MTCNN(keep_all=True, device=self.device)
+        scale = min(1.0, DETECT_MAX_SIDE / max(image.size))
+        small = image.resize((round(image.width * scale), round(image.height * scale)),
+                             Image.BILINEAR) if scale < 1 else image
+        boxes, probs = self._mtcnn.detect(small)
+        if boxes is None:
+            return []
+        # facenet-pytorch 2.5.3 may hand back object-dtype arrays: make them plain floats.
+        boxes = np.asarray([np.asarray(b, dtype=np.float64) for b in boxes]) / scale
+        probs = np.asarray(probs, dtype=np.float64)
+        found = [(*map(float, b), float(p)) for b, p in zip(boxes, probs) if p >= MIN_FACE_PROB]
+        return sorted(found, key=lambda f: (f[2] - f[0]) * (f[3] - f[1]), reverse=True)
+
+    def __call__(self, source, box=None, normalized_box=None, assume_cropped: bool = False) -> Face:
+        name = describe(source)
+        image = load_image(source)
+        found = []
+        if assume_cropped:
+            return Face(self._finish(image), (0.0, 0.0, float(image.width), float(image.height)), image)
+        if normalized_box is not None:
+            box = fec_box_to_pixels(normalized_box, image.width, image.height)
+        if box is not None:
+            box = check_box(box, image.width, image.height, name)
+        else:
+            found = self.detect(image)
+            if not found:
+                raise NoFaceError(f"{name}: no face found")
+            box = found[0][:4]
+        return Face(self.crop(image, box), tuple(round(v, 1) for v in box), image,
+                    [tuple(round(v, 1) for v in f[:4]) for f in found])
+
+    def crop(self, image: Image.Image, box) -> Image.Image:
+        """Square crop around the box, widened by the margin (outside the photo pads black)."""
+        x0, y0, x1, y1 = box
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        w, h = x1 - x0, y1 - y0
+        if self.square:
+            w = h = max(w, h)
+        w, h = w * (1 + 2 * self.margin), h * (1 + 2 * self.margin)
+        region = (round(cx - w / 2), round(cy - h / 2), round(cx + w / 2), round(cy + h / 2))
+        return self._finish(image.crop(region))
+
+    def _finish(self, face: Image.Image) -> Image.Image:
+        if self.grey:
+            face = face.convert("L")
+        if self.source_size:
+            # Through the training images' own resolution, so detail and blur match them.
+            face = face.resize((self.source_size, self.source_size), Image.BICUBIC, reducing_gap=2.0)
+        return face.resize((self.input_size, self.input_size), Image.BICUBIC).convert("RGB")

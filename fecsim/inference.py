@@ -1,0 +1,124 @@
+"""ExpressionComparer: the one object the app, the CLI and users call."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms.functional import pil_to_tensor
+
+from . import checkpoint
+from .evaluate import calibrated, features
+from .faces import Face, FaceCropper
+from .training import pick_device
+
+
+@dataclass
+class PairResult:
+    probability: float        # calibrated P(same expression)
+    same: bool                # probability >= the checkpoint's threshold
+    threshold: float
+    faces: tuple              # (Face, Face): crops the model saw, boxes, originals
+    seconds: float
+
+    @property
+    def verdict(self) -> str:
+        return "same expression" if self.same else "different expression"
+
+    def to_dict(self) -> dict:
+        return {"probability": round(self.probability, 4), "same": self.same,
+                "verdict": self.verdict, "threshold": round(self.threshold, 4),
+                "box_a": list(self.faces[0].box), "box_b": list(self.faces[1].box),
+                "other_faces_a": self.faces[0].others, "other_faces_b": self.faces[1].others,
+                "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class TripletResult:
+    odd: int                  # 1, 2 or 3: the image whose expression is the odd one out
+    probabilities: dict       # {"12": p, "13": p, "23": p}: calibrated P(same) of each pair
+    faces: tuple
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {"odd": self.odd, **{f"p{k}": round(v, 4) for k, v in self.probabilities.items()},
+                "boxes": [list(f.box) for f in self.faces], "seconds": round(self.seconds, 3)}
+
+
+class ExpressionComparer:
+    def __init__(self, model, meta: dict, path, device):
+        self.model, self.meta, self.path, self.device = model, meta, Path(path), torch.device(device)
+        self.cropper = FaceCropper.from_meta(meta, device="cpu")
+        self.calibration = meta["calibration"]
+        self.threshold = float(self.calibration["threshold"])
+        self._sha256 = None
+
+    @classmethod
+    def load(cls, checkpoint_path=None, device=None) -> "ExpressionComparer":
+        """The shipped model when checkpoint_path is None; device None picks cuda, mps or cpu."""
+        path = checkpoint_path or checkpoint.SHIPPED
+        device = pick_device(device)
+        model, meta = checkpoint.load(path, device)
+        return cls(model, meta, path, device)
+
+    @property
+    def sha256(self) -> str:
+        """The checkpoint file's hash: which model gave an answer (stored with flags)."""
+        if self._sha256 is None:
+            self._sha256 = checkpoint.sha256(self.path)
+        return self._sha256
+
+    def to(self, device) -> "ExpressionComparer":
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
+    def face(self, source, box=None, normalized_box=None, assume_cropped=False) -> Face:
+        return self.cropper(source, box=box, normalized_box=normalized_box,
+                            assume_cropped=assume_cropped)
+
+    @torch.no_grad()
+    def features(self, crops) -> torch.Tensor:
+        """z for face crops (Face objects or PIL crops already at the model's input size)."""
+        images = [c.crop if isinstance(c, Face) else c for c in crops]
+        batch = torch.stack([pil_to_tensor(_sized(i, self.meta["input_size"])) for i in images])
+        batch = batch.to(self.device, torch.float32) / 255
+        return features(self.model, batch, self.meta.get("flip_average", False))
+
+    @torch.no_grad()
+    def embed(self, crops) -> torch.Tensor:
+        """L2-normalised expression embeddings, one row per face crop."""
+        return torch.nn.functional.normalize(self.features(crops).float(), dim=-1).cpu()
+
+    @torch.no_grad()
+    def pair_probabilities(self, za: torch.Tensor, zb: torch.Tensor) -> np.ndarray:
+        logits = self.model.pair_logits(za.to(self.device), zb.to(self.device)).float().cpu().numpy()
+        return calibrated(logits, self.calibration)
+
+    def compare(self, a, b, box_a=None, box_b=None, assume_cropped=False) -> PairResult:
+        start = time.perf_counter()
+        faces = (self.face(a, box_a, assume_cropped=assume_cropped),
+                 self.face(b, box_b, assume_cropped=assume_cropped))
+        z = self.features(faces)
+        p = float(self.pair_probabilities(z[:1], z[1:])[0])
+        return PairResult(p, p >= self.threshold, self.threshold, faces,
+                          time.perf_counter() - start)
+
+    def odd_one_out(self, a, b, c, boxes=(None, None, None), assume_cropped=False) -> TripletResult:
+        start = time.perf_counter()
+        faces = tuple(self.face(s, bx, assume_cropped=assume_cropped)
+                      for s, bx in zip((a, b, c), boxes))
+        z = self.features(faces)
+        p12, p13, p23 = self.pair_probabilities(z[[0, 0, 1]], z[[1, 2, 2]])
+        # The odd one is the image outside the pair most likely to share an expression.
+        odd = {0: 3, 1: 2, 2: 1}[int(np.argmax([p12, p13, p23]))]
+        return TripletResult(odd, {"12": float(p12), "13": float(p13), "23": float(p23)}, faces,
+                             time.perf_counter() - start)
+
+
+def _sized(image: Image.Image, size: int) -> Image.Image:
+    image = image.convert("RGB")
+    return image if image.size == (size, size) else image.resize((size, size), Image.BICUBIC)

@@ -1,0 +1,75 @@
+"""Pair and triplet metrics, and the calibration that makes a probability mean what it says."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def roc_auc(scores, labels) -> float:
+    """Area under the ROC curve (Mann-Whitney U, ties counted half)."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels).astype(bool)
+    n_pos, n_neg = labels.sum(), (~labels).sum()
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("ROC-AUC needs both positive and negative pairs")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    # Average the ranks of tied scores.
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    ranks = (sums / counts)[inverse]
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def accuracy(probabilities, labels, threshold: float) -> float:
+    return float(np.mean((np.asarray(probabilities) >= threshold) == np.asarray(labels).astype(bool)))
+
+
+def best_threshold(probabilities, labels) -> tuple[float, float]:
+    """The threshold with the highest accuracy on these pairs, and that accuracy."""
+    probabilities = np.asarray(probabilities)
+    candidates = np.unique(np.concatenate([probabilities, [0.5]]))
+    accs = [accuracy(probabilities, labels, t) for t in candidates]
+    i = int(np.argmax(accs))
+    return float(candidates[i]), float(accs[i])
+
+
+def reliability(probabilities, labels, bins: int = 10) -> tuple[float, list[dict]]:
+    """Expected calibration error and the per-bin table (mean predicted vs observed rate)."""
+    probabilities, labels = np.asarray(probabilities), np.asarray(labels).astype(float)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(probabilities, edges[1:-1]), 0, bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        mask = which == b
+        if not mask.any():
+            continue
+        predicted, observed = probabilities[mask].mean(), labels[mask].mean()
+        ece += mask.mean() * abs(predicted - observed)
+        table.append({"bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}", "pairs": int(mask.sum()),
+                      "predicted": round(float(predicted), 3), "observed": round(float(observed), 3)})
+    return float(ece), table
+
+
+def fit_platt(logits, labels, steps: int = 200) -> tuple[float, float]:
+    """Platt scaling: p = sigmoid(scale * logit + bias), fitted by maximum likelihood."""
+    x = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.float64)
+    params = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([params], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(params[0] * x + params[1], y)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    scale, bias = params.detach().tolist()
+    return float(scale), float(bias)
+
+
+def odd_from_pair_probabilities(p12, p13, p23) -> np.ndarray:
+    """FEC semantics: the odd one (1, 2 or 3) is the image outside the most similar pair."""
+    stacked = np.stack([np.asarray(p23), np.asarray(p13), np.asarray(p12)], axis=-1)
+    return np.argmax(stacked, axis=-1) + 1

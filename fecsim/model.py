@@ -1,0 +1,120 @@
+"""The Siamese network: one torchvision ResNet18 trunk shared by both images, and a pair head.
+
+Two heads:
+- "similarity" (ours): trunk -> linear projection z; the pair head sees (|za - zb|, za * zb) of the
+  L2-normalised projections, so its answer for (a, b) equals its answer for (b, a) by construction.
+  An optional classifier on z lets labelled folders teach the trunk with cross-entropy too.
+- "concat" (the 2023 thesis): 512+512 trunk features concatenated -> 256 -> 1. Concatenation is
+  order-dependent, so the head is applied to both orders and the logits averaged.
+Inputs are float images in [0, 1], N x 3 x H x W; normalisation happens inside the model.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from urllib.error import URLError
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import ResNet18_Weights, resnet18
+
+from .errors import FecsimError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+TRUNK_FEATURES = 512
+
+
+@dataclass
+class ModelConfig:
+    head: str = "similarity"          # "similarity" or "concat" (thesis)
+    embed_dim: int = 128              # projection size for the similarity head
+    pair_hidden: int = 64             # hidden units of the pair head (256 for the thesis head)
+    num_classes: int = 0              # >0 adds an expression classifier on z (labelled-folder training)
+    class_names: list = field(default_factory=list)
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        config = cls(**known)
+        config.mean, config.std = tuple(config.mean), tuple(config.std)
+        return config
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def imagenet_resnet18() -> nn.Module:
+    """ResNet18 with ImageNet weights; needs a network on first use (then torch's cache)."""
+    try:
+        return resnet18(weights=ResNet18_Weights.IMAGENET1K_V1)
+    except (URLError, OSError, RuntimeError) as exc:
+        raise FecsimError(
+            "ImageNet weights for ResNet18 could not be downloaded, and this configuration needs "
+            "them (the thesis preset starts from a frozen ImageNet ResNet18). Connect to a network "
+            "once, or put resnet18-f37072fd.pth in torch's hub cache (TORCH_HOME), or train from "
+            f"scratch without --preset thesis. Download error: {exc}") from exc
+
+
+class SiameseResNet18(nn.Module):
+    def __init__(self, config: ModelConfig | None = None, imagenet: bool = False,
+                 freeze_trunk: bool = False):
+        super().__init__()
+        self.config = config = config or ModelConfig()
+        if config.head not in ("similarity", "concat"):
+            raise ValueError(f"unknown head {config.head!r}")
+        trunk = imagenet_resnet18() if imagenet else resnet18()
+        trunk.fc = nn.Identity()
+        self.trunk = trunk
+        self.freeze_trunk = freeze_trunk
+        if freeze_trunk:
+            self.trunk.requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
+        if config.head == "similarity":
+            self.project = nn.Linear(TRUNK_FEATURES, config.embed_dim)
+            self.pair_head = nn.Sequential(
+                nn.Linear(2 * config.embed_dim, config.pair_hidden), nn.ReLU(),
+                nn.Linear(config.pair_hidden, 1))
+            z_dim = config.embed_dim
+        else:
+            self.project = nn.Identity()
+            self.pair_head = nn.Sequential(
+                nn.Linear(2 * TRUNK_FEATURES, config.pair_hidden), nn.ReLU(),
+                nn.Linear(config.pair_hidden, 1))
+            z_dim = TRUNK_FEATURES
+        self.classifier = nn.Linear(z_dim, config.num_classes) if config.num_classes else None
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.freeze_trunk:
+            self.trunk.eval()  # a frozen trunk keeps its BatchNorm statistics too
+        return self
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """z: what the pair head and the classifier read."""
+        return self.project(self.trunk((images - self.mean) / self.std))
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """L2-normalised expression embeddings (for triplet losses and nearest neighbours)."""
+        return F.normalize(self.features(images).float(), dim=-1)
+
+    def pair_logits(self, za: torch.Tensor, zb: torch.Tensor) -> torch.Tensor:
+        """Logit of 'same expression' for each row pair of features; symmetric in (za, zb)."""
+        if self.config.head == "similarity":
+            ea, eb = F.normalize(za, dim=-1), F.normalize(zb, dim=-1)
+            return self.pair_head(torch.cat([(ea - eb).abs(), ea * eb], dim=-1)).squeeze(-1)
+        ab = self.pair_head(torch.cat([za, zb], dim=-1))
+        ba = self.pair_head(torch.cat([zb, za], dim=-1))
+        return ((ab + ba) / 2).squeeze(-1)
+
+    def classify(self, z: torch.Tensor) -> torch.Tensor:
+        if self.classifier is None:
+            raise FecsimError("this model has no expression classifier (num_classes=0)")
+        return self.classifier(z)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        z = self.features(torch.cat([a, b]))
+        return self.pair_logits(z[: len(a)], z[len(a):])

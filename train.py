@@ -1,0 +1,183 @@
+"""Train a fecsim model. Settings are the plain values below; override any as --name=value.
+
+    python train.py                                  # the shipped model, from FER2013 folders
+    python train.py --epochs=1 --out_dir=runs/quick  # a short run
+    python train.py --preset=thesis                  # the 2023 thesis configuration (needs a network)
+    python train.py --extra_pairs=flags.csv          # mix in labelled pairs (e.g. exported app flags)
+
+A run writes runs/<name>/last.pt after every epoch and resumes from it when started again with the
+same out_dir; when training is done it calibrates on validation pairs, scores the test split and
+exports a safetensors checkpoint with its metadata.
+"""
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from fecsim import checkpoint, evaluate
+from fecsim.data import PairsCSV, eval_transform, labelled_folder, train_transform
+from fecsim.model import ModelConfig, SiameseResNet18
+from fecsim.training import batch_loss, fit, pick_device
+
+# data
+data = "../shared/datasets/fer2013"   # labelled folders: <data>/{train,val,test}/<label>/*
+extra_pairs = ""                      # CSV of labelled pairs of face crops (a,b,same)
+extra_batch_size = 16
+val_fraction = 0.0                    # >0: hold this share of train out for validation instead of val/
+out_dir = "runs/fer2013"
+export = "checkpoints/fecsim-fer2013.safetensors"
+# model
+head = "similarity"                   # "similarity" (ours) or "concat" (thesis)
+embed_dim = 128
+pair_hidden = 64
+image_size = 48                       # FER2013's own resolution: detected faces are resized to it
+grey = True                           # FER2013 is greyscale; colour photos are turned grey to match
+imagenet = False                      # start from ImageNet weights (needs a network once)
+freeze_trunk = False
+flip_average = True                   # average a face's features with its mirror image's
+face_margin = 0.0                     # detected box widened by this share per side: MTCNN's box
+                                      # framed square matches FER2013's tight crops (see model card)
+# training
+epochs = 18
+batch_size = 128
+optimizer = "adamw"                   # "adamw" or "adam"
+lr = 3e-3
+weight_decay = 0.05
+schedule = "onecycle"                 # "onecycle" or "step" (StepLR, step 1 epoch)
+step_gamma = 0.1
+class_loss_weight = 1.0               # cross-entropy on the labels beside the pair loss
+label_smoothing = 0.1
+thesis_augment = False
+workers = 1
+seed = 0
+device = ""                           # "" = cuda, then mps, then cpu
+# evaluation
+val_pairs = 4000
+test_pairs = 1000
+test_triplets = 1000
+eval_seed = 0
+
+PRESETS = {
+    # Frozen ImageNet ResNet18, concatenated 512+512 -> 256 -> 1, BCE, Adam 1e-3, batch 32,
+    # 20 epochs, StepLR(step 1, gamma 0.1), RandomResizedCrop + flip, 224 px, 95/5 split.
+    "thesis": dict(head="concat", pair_hidden=256, imagenet=True, freeze_trunk=True, grey=False,
+                   image_size=224, optimizer="adam", lr=1e-3, weight_decay=0.0, batch_size=32,
+                   epochs=20, schedule="step", step_gamma=0.1, class_loss_weight=0.0,
+                   label_smoothing=0.0, thesis_augment=True, val_fraction=0.05, flip_average=False,
+                   out_dir="runs/thesis", export="checkpoints/thesis.safetensors"),
+}
+
+# Command-line overrides: --preset first, then --name=value for any setting above.
+settings = {k: v for k, v in globals().items()
+            if not k.startswith("_") and isinstance(v, (int, float, str, bool))}
+args = sys.argv[1:]
+for arg in args:
+    if arg.startswith("--preset="):
+        name = arg.split("=", 1)[1]
+        if name not in PRESETS:
+            sys.exit(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+        globals().update(PRESETS[name])
+for arg in args:
+    key, _, value = arg.lstrip("-").partition("=")
+    if key == "preset":
+        continue
+    if key not in settings or not _:
+        sys.exit(f"unknown setting {arg!r}; settings: {', '.join(sorted(settings))}")
+    kind = type(settings[key])
+    globals()[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+config = {k: globals()[k] for k in settings}
+command = "python train.py " + " ".join(shlex.quote(a) for a in args)
+
+torch.manual_seed(seed)
+dev = pick_device(device or None)
+root = Path(data)
+train_set = labelled_folder(root / "train", train_transform(image_size, grey, thesis_augment))
+class_names = train_set.classes
+if val_fraction > 0:
+    order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = int(len(order) * val_fraction)
+    val_images = Subset(labelled_folder(root / "train", eval_transform(image_size, grey)), order[:n_val])
+    val_labels = [train_set.targets[i] for i in order[:n_val]]
+    train_images = Subset(train_set, order[n_val:])
+else:
+    val_folder = labelled_folder(root / "val", eval_transform(image_size, grey))
+    val_images, val_labels = val_folder, val_folder.targets
+    train_images = train_set
+
+model = SiameseResNet18(ModelConfig(head=head, embed_dim=embed_dim, pair_hidden=pair_hidden,
+                                    num_classes=len(class_names) if class_loss_weight > 0 else 0,
+                                    class_names=class_names),
+                        imagenet=imagenet, freeze_trunk=freeze_trunk).to(dev)
+params = [p for p in model.parameters() if p.requires_grad]
+opt = (torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if optimizer == "adamw"
+       else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay))
+loader = DataLoader(train_images, batch_size=batch_size, shuffle=True, drop_last=True,
+                    num_workers=workers, persistent_workers=workers > 0)
+extra = None
+if extra_pairs:
+    extra = DataLoader(PairsCSV(extra_pairs, train_transform(image_size, grey, thesis_augment)),
+                       batch_size=extra_batch_size, shuffle=True, num_workers=0)
+if schedule == "onecycle":
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, epochs=epochs,
+                                                steps_per_epoch=len(loader))
+else:
+    # StepLR stepped once per epoch, as in the thesis (the loop steps every batch).
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: step_gamma ** (step // len(loader)))
+
+
+def batches(epoch):
+    torch.manual_seed(seed + epoch)
+    extra_iter = iter(extra) if extra else None
+    for images, labels in loader:
+        batch = {"images": images, "labels": labels}
+        if extra_iter is not None:
+            try:
+                a, b, same = next(extra_iter)
+            except StopIteration:
+                extra_iter = iter(extra)
+                a, b, same = next(extra_iter)
+            batch.update(a=a, b=b, same=same)
+        yield batch
+
+
+def validate(m):
+    z, labels = evaluate.split_features(m, val_images, dev, flip_average=flip_average)
+    labels = torch.as_tensor(val_labels).numpy()
+    cal = evaluate.calibrate(m, z, labels, val_pairs, eval_seed, dev)
+    res = {"val_auc": evaluate.score(m, z, labels, cal, val_pairs, 0, eval_seed + 1, dev)["pair_auc"]}
+    if m.classifier is not None:
+        res["val_class_acc"] = round(float((m.classify(z.to(dev)).argmax(1).cpu().numpy() == labels).mean()), 4)
+    return res
+
+
+def loss_fn(m, batch):
+    return batch_loss(m, batch, class_loss_weight, label_smoothing)
+
+
+print(f"device {dev}; {len(train_images)} training images, {len(val_labels)} validation; {command}")
+history = fit(model, opt, sched, batches, epochs, out_dir, dev, loss_fn=loss_fn, evaluate=validate)
+
+# Calibrate on validation pairs, score the test split, export.
+model.eval()
+z, labels = evaluate.split_features(model, val_images, dev, flip_average=flip_average)
+calibration = evaluate.calibrate(model, z, torch.as_tensor(val_labels).numpy(), val_pairs, eval_seed, dev)
+meta = {
+    "input_size": image_size, "grey": grey, "flip_average": flip_average,
+    "face": {"margin": face_margin, "square": True, "source_size": 48 if grey else None},
+    "calibration": calibration, "training": {"command": command, "settings": config,
+                                             "history": history},
+    "data": {"name": root.name, "path": str(root), "classes": class_names},
+}
+test_dir = root / "test"
+if test_dir.is_dir():
+    meta["metrics"] = {"test": evaluate.evaluate_folder(model, meta, test_dir, test_pairs,
+                                                        test_triplets, eval_seed, dev)}
+path = checkpoint.save(export, model, meta)
+(Path(out_dir) / "metrics.json").write_text(json.dumps(meta.get("metrics", {}), indent=2))
+print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
+print(json.dumps({k: v for k, v in meta.get("metrics", {}).get("test", {}).items()
+                  if k != "reliability"}, indent=2))
