@@ -1,0 +1,141 @@
+"""Scoring on FEC: triplet prediction accuracy (which face is the odd one out) over the triplets
+with a clear majority, overall and per triplet type; the thesis's pair view beside its
+majority-class rate; and Platt calibration on the pairs that triplets order.
+
+FECNet (Vemulapalli & Agarwala, CVPR 2019) reports 81.8 % triplet prediction accuracy on the test set.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .. import metrics
+from ..data import eval_transform
+from ..evaluate import calibrated, features
+from .datasets import CropCache, Faces
+from .reader import TRIPLET_TYPES
+
+FECNET_ACCURACY = 0.818
+
+
+@torch.no_grad()
+def face_features(model, view: dict, faces, cache: CropCache, device, batch_size: int = 256,
+                  workers: int = 0) -> torch.Tensor:
+    """z of each face (rows in the order given); view gives input_size, grey, flip_average."""
+    dataset = Faces(faces, cache, eval_transform(view["input_size"], view.get("grey", False)))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    out = [features(model, images.to(device), view.get("flip_average", False)).float().cpu()
+           for images in loader]
+    return torch.cat(out) if out else torch.zeros(0, 1)
+
+
+@torch.no_grad()
+def triplet_logits(model, z: torch.Tensor, index: np.ndarray, device) -> np.ndarray:
+    """Pair-head logits of pairs (1,2), (1,3), (2,3) of each triplet: n x 3."""
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    out = [model.pair_logits(z[index[:, i]].to(device), z[index[:, j]].to(device)).float().cpu()
+           for i, j in pairs]
+    return torch.stack(out, 1).numpy() if len(index) else np.zeros((0, 3))
+
+
+def odd_by_pair_head(logits: np.ndarray) -> np.ndarray:
+    """What the app says: the odd one is outside the pair most likely to match."""
+    return metrics.odd_from_pair_probabilities(logits[:, 0], logits[:, 1], logits[:, 2])
+
+
+def odd_by_embedding(z: torch.Tensor, index: np.ndarray) -> np.ndarray:
+    """FECNet's rule: the odd one is outside the pair closest in the normalised embedding."""
+    e = torch.nn.functional.normalize(z.float(), dim=-1)
+    d12, d13, d23 = ((e[index[:, i]] - e[index[:, j]]).pow(2).sum(-1).numpy()
+                     for i, j in ((0, 1), (0, 2), (1, 2)))
+    return metrics.odd_from_pair_probabilities(-d12, -d13, -d23)
+
+
+def accuracy_by_type(predicted, answers, kinds) -> dict:
+    """{"all": {...}, <type>: {...}}, each {"triplets": n, "accuracy": share predicted right}."""
+    predicted, answers, kinds = np.asarray(predicted), np.asarray(answers), np.asarray(kinds)
+    right = predicted == answers
+    result = {"all": {"triplets": int(len(right)),
+                      "accuracy": round(float(right.mean()), 4) if len(right) else None}}
+    for kind in TRIPLET_TYPES:
+        mask = kinds == kind
+        if mask.any():
+            result[kind] = {"triplets": int(mask.sum()), "accuracy": round(float(right[mask].mean()), 4)}
+    return result
+
+
+def closer_farther_labels(odd: np.ndarray) -> np.ndarray:
+    """n x 3 labels of pairs (1,2), (1,3), (2,3): 1 for the pair without the odd one."""
+    return np.stack([odd == 3, odd == 2, odd == 1], 1).astype(np.int64)
+
+
+def calibration_from_triplets(logits: np.ndarray, odd: np.ndarray) -> dict:
+    """Platt scaling on the pairs the triplets order (closer = same, farther = different)."""
+    x, y = logits.reshape(-1), closer_farther_labels(odd).reshape(-1)
+    scale, bias = metrics.fit_platt(x, y)
+    calibration = {"scale": scale, "bias": bias}
+    p = calibrated(x, calibration)
+    threshold, acc = metrics.best_threshold(p, y)
+    ece, _ = metrics.reliability(p, y)
+    return dict(calibration, threshold=threshold, fitted_on_pairs=int(len(y)),
+                fitted_on="FEC closer/farther pairs of held-out triplets",
+                fit_accuracy=round(acc, 4), fit_ece=round(ece, 4))
+
+
+def thesis_pair_view(logits: np.ndarray, odd: np.ndarray, calibration: dict) -> dict:
+    """Images 1-2 of each triplet, similar iff the answer is 3, as the thesis scored them, next to
+    the majority-class rate of those same pairs (what always answering the commoner label gets)."""
+    same = (odd == 3).astype(np.int64)
+    p = calibrated(logits[:, 0], calibration)
+    result = {"pairs": int(len(same)),
+              "pair_accuracy": round(metrics.accuracy(p, same, calibration["threshold"]), 4),
+              "majority_class_rate": round(float(max(same.mean(), 1 - same.mean())), 4)}
+    if 0 < same.sum() < len(same):
+        result["pair_auc"] = round(metrics.roc_auc(p, same), 4)
+    return result
+
+
+def evaluate_triplets(model, view: dict, triplets, cache: CropCache, device, calibration=None,
+                      workers: int = 0) -> dict:
+    """Triplet accuracy (pair head and embedding) by type; with a calibration, the pair view too.
+
+    triplets must be usable ones (clear majority, faces cached): see CropCache.usable.
+    """
+    faces = list(dict.fromkeys(f for t in triplets for f in t.faces))
+    row = {f: i for i, f in enumerate(faces)}
+    index = np.array([[row[f] for f in t.faces] for t in triplets], dtype=np.int64).reshape(-1, 3)
+    z = face_features(model, view, faces, cache, device, workers=workers)
+    logits = triplet_logits(model, z, index, device)
+    odd = np.array([t.majority for t in triplets], dtype=np.int64)
+    kinds = [t.kind for t in triplets]
+    result = {"triplet_accuracy": accuracy_by_type(odd_by_pair_head(logits), odd, kinds),
+              "triplet_accuracy_embedding": accuracy_by_type(odd_by_embedding(z, index), odd, kinds)}
+    if calibration is not None and len(triplets):
+        result["thesis_pairs"] = thesis_pair_view(logits, odd, calibration)
+    return result, logits, odd
+
+
+def format_report(result: dict) -> str:
+    lines = []
+    counts = result.get("counts")
+    if counts:
+        lines.append(f"evaluated {counts['evaluated']} of {counts['listed']} listed triplets "
+                     f"({counts['clear_majority']} with a clear majority, {counts['evaluated']} of "
+                     f"those with all three faces cached; {counts['malformed_rows']} malformed "
+                     f"rows skipped)")
+    for name, label in (("triplet_accuracy", "pair head (the app)"),
+                        ("triplet_accuracy_embedding", "embedding distance (FECNet's rule)")):
+        table = result[name]
+        lines.append(f"triplet prediction accuracy, {label}:")
+        for kind, row in table.items():
+            acc = "n/a" if row["accuracy"] is None else f"{100 * row['accuracy']:.1f} %"
+            lines.append(f"  {kind:<20} {acc:>8}  ({row['triplets']} triplets)")
+    lines.append(f"  reference: FECNet {100 * FECNET_ACCURACY:.1f} % (Vemulapalli & Agarwala, CVPR 2019)")
+    pairs = result.get("thesis_pairs")
+    if pairs:
+        lines.append(f"thesis pair view (images 1-2, same iff answer 3): accuracy "
+                     f"{100 * pairs['pair_accuracy']:.1f} % vs majority-class rate "
+                     f"{100 * pairs['majority_class_rate']:.1f} % over {pairs['pairs']} pairs"
+                     + (f"; AUC {pairs['pair_auc']:.3f}" if "pair_auc" in pairs else ""))
+    return "\n".join(lines)
