@@ -1,0 +1,28 @@
+"""fecsim web app: `python app.py` serves http://127.0.0.1:7860 (a Hugging Face Space runs it too)."""
+import argparse
+import os
+
+# Before gradio is imported: no analytics or telemetry requests leave this machine.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from fecsim import checkpoint  # noqa: E402
+from fecsim.app import build_demo, launch  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    # A Space sets GRADIO_SERVER_NAME / GRADIO_SERVER_PORT; locally it is 127.0.0.1:7860.
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    parser.add_argument("--checkpoint", default=str(checkpoint.SHIPPED),
+                        help="model checkpoint (default: the shipped model)")
+    parser.add_argument("--flag-dir", default="flagged", help="where flagged results are stored")
+    args = parser.parse_args(argv)
+    demo = build_demo(args.checkpoint, flag_dir=args.flag_dir)
+    launch(demo, host=args.host, port=args.port, share=args.share)
+
+
+if __name__ == "__main__":
+    main()

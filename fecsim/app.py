@@ -1,0 +1,301 @@
+"""The web app: a Gradio Blocks page over ExpressionComparer.
+
+Tab 1 compares two photos (upload or webcam): face boxes, the crops the model saw, the verdict,
+its probability and the time taken, and lets the user flag a wrong answer for relabelling.
+Tab 2 asks which of three faces has the odd expression out. Both are named API endpoints
+(`/compare`, `/odd_one_out`), and flagging is `/flag`.
+
+The model is loaded on the CPU. On a GPU machine (a Hugging Face ZeroGPU Space among them) it is
+moved to CUDA only inside the functions decorated with spaces.GPU, which is where ZeroGPU allows
+CUDA to be initialised; without the `spaces` package the decorator does nothing.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import gradio as gr
+import torch
+from PIL import Image, ImageDraw
+
+from . import checkpoint
+from .errors import BoxError, FecsimError
+from .flags import ANSWERS, PairFlagLogger
+from .inference import ExpressionComparer
+
+try:  # Hugging Face Spaces: runs the decorated function with a GPU attached.
+    import spaces
+    gpu = spaces.GPU
+except ImportError:
+    def gpu(fn):
+        return fn
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SAME, DIFFERENT = list(ANSWERS)
+MAX_FILE_SIZE = "25mb"        # uploads beyond this are refused by gradio before they reach us
+CONCURRENCY = 1               # one model call at a time: a GPU or 2 CPU cores gain nothing more
+QUEUE_SIZE = 256              # waiting requests beyond this are told the queue is full
+STORAGE_NOTE = ("Flagging is optional. If you flag, both photos, the face crops and your answer "
+                "are stored on this server to relabel and retrain the model.")
+
+_comparer: ExpressionComparer | None = None   # the one model, shared by every session
+
+
+@gpu
+def _compare_on_device(a, b, box_a, box_b):
+    return _ready().compare(a, b, box_a=box_a, box_b=box_b)
+
+
+@gpu
+def _odd_one_out_on_device(a, b, c, boxes):
+    return _ready().odd_one_out(a, b, c, boxes=boxes)
+
+
+def _ready() -> ExpressionComparer:
+    # Only here may CUDA be touched: inside the spaces.GPU-decorated call.
+    if torch.cuda.is_available() and _comparer.device.type != "cuda":
+        _comparer.to("cuda")
+    return _comparer
+
+
+def parse_box(text, label: str):
+    """'x0, y0, x1, y1' in pixels -> a tuple, or None when empty."""
+    if text is None or not str(text).strip():
+        return None
+    parts = str(text).replace(",", " ").split()
+    try:
+        box = tuple(float(p) for p in parts)
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise BoxError(f"{label}: a box is four numbers x0, y0, x1, y1 in pixels (got {text!r})")
+    return box
+
+
+def choose_box(path: str, box_text, face_number, label: str):
+    """The box to use for one photo: the typed box, else the chosen detected face, else None
+    (the largest face). Returns (box, every detected box or None when detection was skipped)."""
+    box = parse_box(box_text, label)
+    if box is not None:
+        return box, None
+    n = int(face_number or 1)
+    if n <= 1:
+        return None, None
+    found = _comparer.face(path).found
+    if n > len(found):
+        raise BoxError(f"{label}: face {n} was asked for but {len(found)} face"
+                       f"{'s were' if len(found) != 1 else ' was'} found")
+    return found[n - 1], found
+
+
+def draw_boxes(image: Image.Image, box, found) -> Image.Image:
+    """The photo with every detected face numbered (1 = largest) and the one used in green."""
+    image = image.copy()
+    draw = ImageDraw.Draw(image)
+    width = max(2, round(max(image.size) / 200))
+    for i, other in enumerate(found or [], start=1):
+        draw.rectangle(other, outline=(255, 170, 0), width=max(1, width // 2))
+        draw.text((other[0] + width, other[1] + width), str(i), fill=(255, 170, 0))
+    draw.rectangle(box, outline=(0, 220, 0), width=width)
+    return image
+
+
+def _user_error(exc: FecsimError, paths: dict) -> gr.Error:
+    """fecsim names the file; say which of the page's images that was, without server paths."""
+    message = str(exc)
+    for label, path in paths.items():
+        if path and message.startswith(path):
+            return gr.Error(f"{label}: {message[len(path):].lstrip(': ')}", title="Cannot compare")
+    return gr.Error(message, title="Cannot compare")
+
+
+def _require(paths: dict):
+    missing = [label for label, path in paths.items() if not path]
+    if missing:
+        raise gr.Error(f"{' and '.join(missing)}: no photo given (upload one or use the webcam)",
+                       title="Cannot compare")
+
+
+def compare(image_a, image_b, box_a="", box_b="", face_a=1, face_b=1):
+    """Compare two photos: do they show the same facial expression?
+
+    Returns the photos with face boxes, the two crops the model saw, the verdict, P(same
+    expression), seconds taken, the details as a dict, and the state used for flagging.
+    """
+    start = time.perf_counter()
+    paths = {"Image A": image_a, "Image B": image_b}
+    _require(paths)
+    try:
+        chosen_a, found_a = choose_box(image_a, box_a, face_a, "Image A")
+        chosen_b, found_b = choose_box(image_b, box_b, face_b, "Image B")
+        result = _compare_on_device(image_a, image_b, chosen_a, chosen_b)
+    except FecsimError as exc:
+        raise _user_error(exc, paths) from None
+    fa, fb = result.faces
+    seconds = time.perf_counter() - start
+    details = dict(result.to_dict(), seconds=round(seconds, 3),
+                   model_seconds=round(result.seconds, 3),
+                   faces_found_a=[list(b) for b in (found_a if found_a is not None else fa.found)],
+                   faces_found_b=[list(b) for b in (found_b if found_b is not None else fb.found)],
+                   checkpoint=_comparer.path.name, checkpoint_sha256=_comparer.sha256)
+    last = {"original_a": image_a, "original_b": image_b, "crop_a": fa.crop, "crop_b": fb.crop,
+            "result": details, "flagged": False}
+    return (draw_boxes(fa.image, fa.box, details["faces_found_a"]),
+            draw_boxes(fb.image, fb.box, details["faces_found_b"]),
+            fa.crop, fb.crop, result.verdict, round(result.probability, 4), round(seconds, 3),
+            details, last)
+
+
+def odd_one_out(image_1, image_2, image_3):
+    """Which of three photos shows the odd expression out? Returns the three crops the model
+    saw, the odd one's number (1, 2 or 3), a sentence, and the pair probabilities."""
+    start = time.perf_counter()
+    paths = {"Image 1": image_1, "Image 2": image_2, "Image 3": image_3}
+    _require(paths)
+    try:
+        result = _odd_one_out_on_device(image_1, image_2, image_3, (None, None, None))
+    except FecsimError as exc:
+        raise _user_error(exc, paths) from None
+    probabilities = {f"{k[0]}-{k[1]}": round(v, 4) for k, v in result.probabilities.items()}
+    details = dict(result.to_dict(), pair_probabilities=probabilities,
+                   seconds=round(time.perf_counter() - start, 3))
+    sentence = f"Image {result.odd} is the odd one out"
+    return (*(f.crop for f in result.faces), result.odd, sentence, probabilities, details)
+
+
+def build_demo(checkpoint_path=None, flag_dir="flagged", comparer=None) -> gr.Blocks:
+    """The whole page. checkpoint_path None means the shipped model."""
+    global _comparer
+    # Loaded on the CPU: CUDA is only touched inside the spaces.GPU functions.
+    _comparer = comparer or ExpressionComparer.load(checkpoint_path or checkpoint.SHIPPED,
+                                                    device="cpu")
+    logger = PairFlagLogger()
+
+    with gr.Blocks(title="fecsim: same facial expression?") as demo:
+        gr.Markdown("# Do these two faces show the same facial expression?\n"
+                    "Upload two photos or take them with the webcam, then press **Compare**. "
+                    "The model sees only the face crops shown below the result.")
+        with gr.Tab("Compare two faces"):
+            with gr.Row():
+                image_a = _photo_input("Image A", "image_a")
+                image_b = _photo_input("Image B", "image_b")
+            with gr.Accordion("Choose the face (optional)", open=False):
+                gr.Markdown("The largest face is used. Type a box in pixels, or pick another "
+                            "detected face by its number on the result (1 = largest).")
+                with gr.Row():
+                    box_a = gr.Textbox(label="Box in A (x0, y0, x1, y1)", elem_id="box_a")
+                    box_b = gr.Textbox(label="Box in B (x0, y0, x1, y1)", elem_id="box_b")
+                with gr.Row():
+                    face_a = gr.Number(1, label="Face in A", precision=0, minimum=1)
+                    face_b = gr.Number(1, label="Face in B", precision=0, minimum=1)
+            compare_button = gr.Button("Compare", variant="primary", elem_id="compare")
+            with gr.Row():
+                verdict = gr.Textbox(label="Verdict", elem_id="verdict", interactive=False)
+                probability = gr.Number(label="P(same expression)", elem_id="probability",
+                                        interactive=False)
+                seconds = gr.Number(label="Seconds", elem_id="seconds", interactive=False)
+            with gr.Row():
+                boxed_a = gr.Image(label="Face found in A", format="png", interactive=False)
+                boxed_b = gr.Image(label="Face found in B", format="png", interactive=False)
+                crop_a = gr.Image(label="Crop A (what the model saw)", format="png",
+                                  interactive=False, elem_id="crop_a")
+                crop_b = gr.Image(label="Crop B (what the model saw)", format="png",
+                                  interactive=False, elem_id="crop_b")
+            details = gr.JSON(label="Details", open=False)
+            last = gr.State(None)
+            with gr.Group(visible=False) as flag_panel:
+                gr.Markdown(f"**Wrong answer?** {STORAGE_NOTE}")
+                with gr.Row():
+                    right_answer = gr.Radio([SAME, DIFFERENT], label="The right answer",
+                                            elem_id="right_answer")
+                    flag_button = gr.Button("Flag this result as wrong", elem_id="flag")
+                flag_status = gr.Markdown(elem_id="flag_status")
+            gr.Examples(_example_files("pairs"), [image_a, image_b], label="Example pairs",
+                        cache_examples=False)
+
+        with gr.Tab("Odd one out"):
+            gr.Markdown("Three photos: which face's expression is the odd one out? "
+                        "(The task of Google's FEC dataset.)")
+            with gr.Row():
+                trio = [_photo_input(f"Image {i}", f"image_{i}") for i in (1, 2, 3)]
+            odd_button = gr.Button("Find the odd one out", variant="primary", elem_id="odd")
+            with gr.Row():
+                odd_number = gr.Number(label="Odd one out (1, 2 or 3)", elem_id="odd_number",
+                                       interactive=False, precision=0)
+                odd_sentence = gr.Textbox(label="Answer", elem_id="odd_sentence",
+                                          interactive=False)
+                pair_probabilities = gr.JSON(label="P(same expression) of each pair")
+            with gr.Row():
+                trio_crops = [gr.Image(label=f"Crop {i}", format="png", interactive=False)
+                              for i in (1, 2, 3)]
+            odd_details = gr.JSON(label="Details", open=False)
+            gr.Examples(_example_files("triplets"), trio, label="Example triplet",
+                        cache_examples=False)
+
+        gr.Markdown(f"Model: `{_comparer.path.name}` (sha256 `{_comparer.sha256[:12]}`). "
+                    "Probabilities are calibrated on held-out pairs; a verdict is the "
+                    "probability against the checkpoint's threshold.")
+
+        logger.setup([image_a, image_b, crop_a, crop_b, details], flag_dir)
+
+        def flag(state, answer):
+            """Store the last result as wrong, with the user's answer, for relabelling."""
+            if not state:
+                raise gr.Error("Compare two photos first; then flag the result.")
+            if state["flagged"]:
+                raise gr.Error("This result is already flagged.")
+            if answer not in ANSWERS:
+                raise gr.Error(f"Choose the right answer first ({SAME} or {DIFFERENT}).")
+            count = logger.flag([state["original_a"], state["original_b"], state["crop_a"],
+                                 state["crop_b"], state["result"]], flag_option=answer)
+            state = dict(state, flagged=True)
+            return f"Flagged: the right answer is **{answer}**. Thank you ({count} stored).", state
+
+        compare_event = compare_button.click(
+            compare, [image_a, image_b, box_a, box_b, face_a, face_b],
+            [boxed_a, boxed_b, crop_a, crop_b, verdict, probability, seconds, details, last],
+            api_name="compare")
+        compare_event.success(lambda: (gr.Group(visible=True), "", None), None,
+                              [flag_panel, flag_status, right_answer], api_visibility="private")
+        flag_button.click(flag, [last, right_answer], [flag_status, last], api_name="flag")
+        odd_button.click(odd_one_out, trio,
+                         [*trio_crops, odd_number, odd_sentence, pair_probabilities, odd_details],
+                         api_name="odd_one_out")
+
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    return demo
+
+
+def launch(demo: gr.Blocks, host="127.0.0.1", port=7860, share=False, **kwargs):
+    return demo.launch(server_name=host, server_port=port, share=share,
+                       max_file_size=MAX_FILE_SIZE, ssr_mode=False, **kwargs)
+
+
+class PhotoInput(gr.Image):
+    """gr.Image that hands over the uploaded file's path without opening it.
+
+    gr.Image opens every upload with PIL before our function runs, so a non-image or an oversized
+    photo would fail inside gradio with a generic error. fecsim decodes it instead, safely, with
+    an error that says which image and why. A gradio template: the page shows a plain Image.
+    """
+    is_template = True
+
+    def preprocess(self, payload):
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return str(payload.path)
+        return super().preprocess(payload)
+
+
+def _photo_input(label: str, elem_id: str) -> gr.Image:
+    return PhotoInput(label=label, sources=["upload", "webcam"], type="filepath", elem_id=elem_id,
+                      webcam_options=gr.WebcamOptions(mirror=True), height=320)
+
+
+def _example_files(kind: str) -> list[list[str]]:
+    """examples/<kind>/<name>/*.jpg, each folder one example, files in name order."""
+    root = EXAMPLES / kind
+    if not root.is_dir():
+        return []
+    return [[str(p) for p in sorted(folder.glob("*.jpg"))]
+            for folder in sorted(root.iterdir()) if folder.is_dir()]

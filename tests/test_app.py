@@ -1,0 +1,259 @@
+"""The web app through its API: gradio_client against the app served on 127.0.0.1.
+
+The answers are checked against ExpressionComparer called directly on the same files, so a test
+fails if the page reports anything other than what the model says.
+"""
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from conftest import two_faces
+from fecsim import ExpressionComparer
+from fecsim.app import build_demo
+from fecsim.flags import export_flags, read_flags
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def comparer(random_checkpoint):
+    return ExpressionComparer.load(random_checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def served(random_checkpoint, tmp_path_factory):
+    """The app on a free port of 127.0.0.1; yields (url, flag_dir)."""
+    flag_dir = tmp_path_factory.mktemp("flagged")
+    demo = build_demo(random_checkpoint, flag_dir=flag_dir)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port,
+                ssr_mode=False, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/", flag_dir
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    return Client(served[0], verbose=False, analytics_enabled=False)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, astronaut):
+    folder = tmp_path_factory.mktemp("photos")
+    image = Image.fromarray(astronaut)
+    paths = {"astronaut": folder / "astronaut.jpg", "mirror": folder / "mirror.png",
+             "close": folder / "close.jpg", "two": folder / "two.png"}
+    image.save(paths["astronaut"], quality=92)
+    image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(paths["mirror"])
+    image.crop((96, 0, 352, 256)).save(paths["close"], quality=92)
+    Image.fromarray(two_faces(astronaut)).save(paths["two"])
+    return paths
+
+
+COMPARE_OUTPUTS = ("boxed_a", "boxed_b", "crop_a", "crop_b", "verdict", "probability", "seconds",
+                   "details")
+
+
+def compare(client, a, b, box_a="", box_b="", face_a=1, face_b=1) -> dict:
+    out = client.predict(handle_file(str(a)), handle_file(str(b)), box_a, box_b, face_a, face_b,
+                         api_name="/compare")
+    assert len(out) == len(COMPARE_OUTPUTS)
+    return dict(zip(COMPARE_OUTPUTS, out))
+
+
+def test_compare_matches_the_model(client, comparer, photos):
+    out = compare(client, photos["astronaut"], photos["mirror"])
+    verdict, p, seconds, details = (out[k] for k in ("verdict", "probability", "seconds",
+                                                     "details"))
+    expected = comparer.compare(photos["astronaut"], photos["mirror"])
+    assert p == pytest.approx(expected.probability, abs=1e-3)
+    assert verdict == expected.verdict
+    assert verdict == ("same expression" if p >= expected.threshold else "different expression")
+    assert details["box_a"] == pytest.approx(list(expected.faces[0].box))
+    assert details["box_b"] == pytest.approx(list(expected.faces[1].box))
+    assert details["checkpoint_sha256"] == comparer.sha256
+    assert 0 < seconds < 60
+    # The crops are what the model saw; the boxed photos are the originals' size.
+    assert Image.open(out["crop_a"]).size == expected.faces[0].crop.size
+    assert Image.open(out["boxed_a"]).size == Image.open(photos["astronaut"]).size
+    assert Image.open(out["boxed_b"]).size == Image.open(photos["mirror"]).size
+
+
+def test_odd_one_out_matches_the_model(client, comparer, photos, tmp_path):
+    other = tmp_path / "cameraman.jpg"
+    from skimage import data
+    Image.fromarray(data.camera()).save(other)
+    *crops, odd, sentence, pairs, details = client.predict(
+        handle_file(str(photos["astronaut"])), handle_file(str(photos["close"])),
+        handle_file(str(other)), api_name="/odd_one_out")
+    expected = comparer.odd_one_out(photos["astronaut"], photos["close"], other)
+    assert odd == expected.odd and sentence == f"Image {expected.odd} is the odd one out"
+    for key, p in expected.probabilities.items():
+        assert pairs[f"{key[0]}-{key[1]}"] == pytest.approx(p, abs=1e-3)
+    assert len(crops) == 3 and all(Image.open(c).size == (48, 48) for c in crops)
+
+
+def test_pick_the_second_face_or_a_box(client, comparer, photos):
+    found = comparer.face(photos["two"]).found
+    assert len(found) == 2
+    details = compare(client, photos["two"], photos["astronaut"], face_a=2)["details"]
+    assert details["faces_found_a"] == [list(b) for b in found]
+    assert details["box_a"] == pytest.approx(list(found[1]))
+    box = "10, 20, 200, 220"
+    out = compare(client, photos["astronaut"], photos["astronaut"], box_b=box)
+    p, details = out["probability"], out["details"]
+    assert details["box_b"] == [10, 20, 200, 220]
+    expected = comparer.compare(photos["astronaut"], photos["astronaut"], box_b=(10, 20, 200, 220))
+    assert p == pytest.approx(expected.probability, abs=1e-3)
+
+
+def test_bad_inputs_are_reported_and_the_app_keeps_serving(client, photos, not_an_image,
+                                                           no_face_jpg):
+    with pytest.raises(AppError, match=r"Image A: .*not an image"):
+        compare(client, not_an_image, photos["astronaut"])
+    with pytest.raises(AppError, match=r"Image B: .*no face"):
+        compare(client, photos["astronaut"], no_face_jpg)
+    with pytest.raises(AppError, match=r"Image 3: .*no face"):
+        client.predict(*(handle_file(str(p)) for p in (photos["astronaut"], photos["close"],
+                                                       no_face_jpg)), api_name="/odd_one_out")
+    with pytest.raises(AppError, match=r"Image B: a box is four numbers"):
+        compare(client, photos["astronaut"], photos["astronaut"], box_b="1, 2, three")
+    with pytest.raises(AppError, match=r"Image A: face 3 was asked for but 1 face was found"):
+        compare(client, photos["astronaut"], photos["astronaut"], face_a=3)
+    with pytest.raises(AppError, match=r"Image B: no photo given"):
+        client.predict(handle_file(str(photos["astronaut"])), None, "", "", 1, 1,
+                       api_name="/compare")
+    # Still serving, with correct answers.
+    assert compare(client, photos["astronaut"], photos["mirror"])["verdict"] in (
+        "same expression", "different expression")
+
+
+def test_flag_stores_the_result_and_exports_it(served, comparer, photos, tmp_path):
+    url, flag_dir = served
+    own = Client(url, verbose=False, analytics_enabled=False)   # a session of its own
+    with pytest.raises(AppError, match="Compare two photos first"):
+        own.predict("same expression", api_name="/flag")
+    before = len(read_flags(flag_dir))
+    out = compare(own, photos["astronaut"], photos["close"])
+    p, details = out["probability"], out["details"]
+    with pytest.raises(AppError, match="Choose the right answer"):
+        own.predict(None, api_name="/flag")
+    status = own.predict("different expression", api_name="/flag")
+    assert "Flagged" in status and "different expression" in status
+    with pytest.raises(AppError, match="already flagged"):
+        own.predict("same expression", api_name="/flag")
+    flags = read_flags(flag_dir)
+    assert len(flags) == before + 1
+    flag = flags[-1]
+    assert flag["user_answer"] == "different expression" and flag["same"] == 0
+    assert flag["model_probability"] == pytest.approx(p, abs=1e-3)
+    assert flag["model_verdict"] == details["verdict"]
+    assert flag["box_a"] == details["box_a"] and flag["box_b"] == details["box_b"]
+    assert flag["checkpoint_sha256"] == comparer.sha256
+    folder = flag["dir"]
+    assert (folder / flag["files"]["original_a"]).read_bytes() == photos["astronaut"].read_bytes()
+    assert (folder / flag["files"]["original_b"]).read_bytes() == photos["close"].read_bytes()
+    assert Image.open(folder / flag["files"]["crop_a"]).size == (48, 48)
+    out = tmp_path / "pairs.csv"
+    assert export_flags(flag_dir, out) == len(flags)
+    assert "different expression" in out.read_text()
+
+
+def test_ten_clients_five_requests_each_all_correct(served, comparer, photos):
+    """The queue under load: 50 requests at once, every answer the model's own."""
+    expected = comparer.compare(photos["astronaut"], photos["mirror"]).probability
+    results, errors = [], []
+
+    def one_client():
+        try:
+            c = Client(served[0], verbose=False, analytics_enabled=False)
+            jobs = [c.submit(handle_file(str(photos["astronaut"])),
+                             handle_file(str(photos["mirror"])), "", "", 1, 1,
+                             api_name="/compare") for _ in range(5)]
+            results.extend(job.result(timeout=300)[5] for job in jobs)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one_client) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=400)
+    assert not errors, errors
+    assert len(results) == 50
+    assert all(p == pytest.approx(expected, abs=1e-3) for p in results)
+
+
+SITECUSTOMIZE = textwrap.dedent("""
+    # Records every name lookup or connection this process attempts to a host not on this machine.
+    import os, sys
+    _LOG = os.environ["FECSIM_NET_LOG"]
+    _LOCAL = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "", None}
+    def _hook(event, args):
+        host = None
+        if event == "socket.getaddrinfo":
+            host = args[0]
+        elif event == "socket.connect" and isinstance(args[1], tuple):
+            host = args[1][0]
+        if isinstance(host, bytes):
+            host = host.decode()
+        if event in ("socket.getaddrinfo", "socket.connect") and host not in _LOCAL:
+            with open(_LOG, "a") as f:
+                f.write(f"{event} {host}\\n")
+    sys.addaudithook(_hook)
+""")
+
+
+def test_app_py_makes_no_request_off_this_machine(random_checkpoint, photos, tmp_path):
+    """`python app.py` as users start it, watched by an audit hook on every socket lookup."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    log = tmp_path / "net.log"
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path / 'site'}{os.pathsep}{ROOT}",
+               FECSIM_NET_LOG=str(log), GRADIO_ANALYTICS_ENABLED="False",
+               HF_HUB_DISABLE_TELEMETRY="1")
+    env.pop("HF_HUB_OFFLINE", None)   # the app must be quiet without it too
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--checkpoint",
+         str(random_checkpoint), "--flag-dir", str(tmp_path / "flagged")],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.time() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise AssertionError(f"app did not start:\n{proc.stdout.read()}")
+                time.sleep(0.5)
+        c = Client(url, verbose=False, analytics_enabled=False)
+        p = compare(c, photos["astronaut"], photos["mirror"])["probability"]
+        assert 0.0 <= p <= 1.0
+        c.predict("same expression", api_name="/flag")
+        assert len(read_flags(tmp_path / "flagged")) == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    attempts = log.read_text() if log.exists() else ""
+    assert attempts == "", f"the app tried to reach other machines:\n{attempts}"
