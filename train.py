@@ -4,10 +4,14 @@
     python train.py --epochs=1 --out_dir=runs/quick  # a short run
     python train.py --preset=thesis                  # the 2023 thesis configuration (needs a network)
     python train.py --extra_pairs=flags.csv          # mix in labelled pairs (e.g. exported app flags)
+    python train.py --preset=fec                     # FEC triplets (python -m fecsim.fec download first)
+    python train.py --preset=thesis --fec_train=CSV --fec_images=DIR   # the thesis's FEC pairs
+    torchrun --nproc_per_node=8 train.py --preset=fec                  # DistributedDataParallel
 
 A run writes runs/<name>/last.pt after every epoch and resumes from it when started again with the
 same out_dir; when training is done it calibrates on validation pairs, scores the test split and
-exports a safetensors checkpoint with its metadata.
+exports a safetensors checkpoint with its metadata. Under torchrun every process trains on its
+share of each epoch; only rank 0 logs, evaluates and writes.
 """
 import json
 import shlex
@@ -16,11 +20,12 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Subset
+from torch.utils.data.distributed import DistributedSampler
 
 from fecsim import checkpoint, evaluate
 from fecsim.data import PairsCSV, eval_transform, labelled_folder, train_transform
 from fecsim.model import ModelConfig, SiameseResNet18
-from fecsim.training import batch_loss, fit, pick_device
+from fecsim.training import batch_loss, cleanup_distributed, fit, setup_distributed
 
 # data
 data = "../shared/datasets/fer2013"   # labelled folders: <data>/{train,val,test}/<label>/*
@@ -40,6 +45,16 @@ freeze_trunk = False
 flip_average = True                   # average a face's features with its mirror image's
 face_margin = 0.0                     # detected box widened by this share per side: MTCNN's box
                                       # framed square matches FER2013's tight crops (see model card)
+# FEC (Google's triplets), used instead of labelled folders when fec_train is set
+fec_train = ""                        # FEC train CSV
+fec_images = ""                       # the folder `python -m fecsim.fec download` filled
+fec_test = ""                         # FEC test CSV, scored after training
+fec_mode = "triplet"                  # "triplet": FECNet's triplet loss (margin 0.1 one-class, 0.2
+                                      # otherwise) + the pair head on the closer/farther pairs;
+                                      # "pairs": closer/farther pairs with BCE; "thesis": images 1-2
+                                      # similar iff the answer is 3, BCE
+fec_pair_weight = 1.0                 # weight of the pair-head loss in "triplet" mode
+fec_min_agreement = 0                 # only triplets whose majority answer has this many raters
 # training
 epochs = 18
 batch_size = 128
@@ -67,7 +82,14 @@ PRESETS = {
                    image_size=224, optimizer="adam", lr=1e-3, weight_decay=0.0, batch_size=32,
                    epochs=20, schedule="step", step_gamma=0.1, class_loss_weight=0.0,
                    label_smoothing=0.0, thesis_augment=True, val_fraction=0.05, flip_average=False,
-                   out_dir="runs/thesis", export="checkpoints/thesis.safetensors"),
+                   fec_mode="thesis", out_dir="runs/thesis", export="checkpoints/thesis.safetensors"),
+    # FEC triplets at FECNet's margins, colour crops at 112 px from the 224 px cache.
+    "fec": dict(fec_train="data/fec/faceexp-comparison-data-train-public.csv",
+                fec_images="data/fec/images",
+                fec_test="data/fec/faceexp-comparison-data-test-public.csv",
+                grey=False, image_size=112, class_loss_weight=0.0, label_smoothing=0.0,
+                epochs=10, batch_size=256, lr=1e-3, weight_decay=0.05, flip_average=True,
+                val_fraction=0.02, out_dir="runs/fec", export="checkpoints/fecsim-fec.safetensors"),
 }
 
 # Command-line overrides: --preset first, then --name=value for any setting above.
@@ -92,20 +114,49 @@ config = {k: globals()[k] for k in settings}
 command = "python train.py " + " ".join(shlex.quote(a) for a in args)
 
 torch.manual_seed(seed)
-dev = pick_device(device or None)
-root = Path(data)
-train_set = labelled_folder(root / "train", train_transform(image_size, grey, thesis_augment))
-class_names = train_set.classes
-if val_fraction > 0:
-    order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed)).tolist()
-    n_val = int(len(order) * val_fraction)
-    val_images = Subset(labelled_folder(root / "train", eval_transform(image_size, grey)), order[:n_val])
-    val_labels = [train_set.targets[i] for i in order[:n_val]]
-    train_images = Subset(train_set, order[n_val:])
+ddp = setup_distributed(device or None)   # one plain process unless started by torchrun
+dev, is_main = ddp.device, ddp.is_main
+log = print if is_main else (lambda *a, **k: None)
+if fec_train:
+    from fecsim.fec import datasets as fec_data, evaluate as fec_eval
+    from fecsim.fec.reader import read_triplets
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True   # fixed input size: let cuDNN pick its fastest kernels
+    crops = fec_data.CropCache(fec_images)
+    triplets, report = read_triplets(fec_train)
+    usable = crops.usable(triplets, fec_min_agreement)
+    log(f"{report.summary()}; {len(usable)} with a clear majority and all three faces cached")
+    # FEC has no validation split: hold out triplets (2 % when val_fraction is 0) for the
+    # per-epoch score and the final calibration.
+    order = torch.randperm(len(usable), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = max(1, int(len(order) * (val_fraction or 0.02)))
+    val_triplets = [usable[i] for i in order[:n_val]]
+    train_triplets = [usable[i] for i in order[n_val:]]
+    augment = train_transform(image_size, grey, thesis_augment)
+    if fec_mode == "triplet":
+        train_images = fec_data.TripletFaces(train_triplets, crops, augment)
+    elif fec_mode in ("pairs", "thesis"):
+        pairs = (fec_data.closer_farther_pairs if fec_mode == "pairs" else fec_data.thesis_pairs)
+        train_images = fec_data.PairFaces(pairs(train_triplets), crops, augment)
+    else:
+        sys.exit(f"unknown fec_mode {fec_mode!r}: triplet, pairs or thesis")
+    class_names, val_labels = [], val_triplets
+    view = {"input_size": image_size, "grey": grey, "flip_average": flip_average}  # as in the meta
+    root = Path(fec_images)
 else:
-    val_folder = labelled_folder(root / "val", eval_transform(image_size, grey))
-    val_images, val_labels = val_folder, val_folder.targets
-    train_images = train_set
+    root = Path(data)
+    train_set = labelled_folder(root / "train", train_transform(image_size, grey, thesis_augment))
+    class_names = train_set.classes
+    if val_fraction > 0:
+        order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed)).tolist()
+        n_val = int(len(order) * val_fraction)
+        val_images = Subset(labelled_folder(root / "train", eval_transform(image_size, grey)), order[:n_val])
+        val_labels = [train_set.targets[i] for i in order[:n_val]]
+        train_images = Subset(train_set, order[n_val:])
+    else:
+        val_folder = labelled_folder(root / "val", eval_transform(image_size, grey))
+        val_images, val_labels = val_folder, val_folder.targets
+        train_images = train_set
 
 model = SiameseResNet18(ModelConfig(head=head, embed_dim=embed_dim, pair_hidden=pair_hidden,
                                     num_classes=len(class_names) if class_loss_weight > 0 else 0,
@@ -114,10 +165,15 @@ model = SiameseResNet18(ModelConfig(head=head, embed_dim=embed_dim, pair_hidden=
 params = [p for p in model.parameters() if p.requires_grad]
 opt = (torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if optimizer == "adamw"
        else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay))
-loader = DataLoader(train_images, batch_size=batch_size, shuffle=True, drop_last=True,
-                    num_workers=workers, persistent_workers=workers > 0)
+# Under torchrun each process reads its own share of every epoch.
+sampler = DistributedSampler(train_images, seed=seed) if ddp.world_size > 1 else None
+loader = DataLoader(train_images, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
+                    drop_last=True, num_workers=workers, persistent_workers=workers > 0,
+                    pin_memory=dev.type == "cuda")
 extra = None
 if extra_pairs:
+    if fec_train and fec_mode != "triplet":
+        sys.exit("extra_pairs mixes into labelled-folder or fec_mode=triplet batches only")
     extra = DataLoader(PairsCSV(extra_pairs, train_transform(image_size, grey, thesis_augment)),
                        batch_size=extra_batch_size, shuffle=True, num_workers=0)
 if schedule == "onecycle":
@@ -130,10 +186,12 @@ else:
 
 
 def batches(epoch):
-    torch.manual_seed(seed + epoch)
+    torch.manual_seed(seed + epoch + 1000 * ddp.rank)   # augmentations differ between processes
+    if sampler is not None:
+        sampler.set_epoch(epoch)                         # a fresh shuffle, split the same way by all
     extra_iter = iter(extra) if extra else None
-    for images, labels in loader:
-        batch = {"images": images, "labels": labels}
+    for item in loader:
+        batch = item if fec_train else {"images": item[0], "labels": item[1]}
         if extra_iter is not None:
             try:
                 a, b, same = next(extra_iter)
@@ -145,6 +203,10 @@ def batches(epoch):
 
 
 def validate(m):
+    if fec_train:
+        result, _, _ = fec_eval.evaluate_triplets(m, view, val_triplets, crops, dev)
+        return {"val_triplet_acc": result["triplet_accuracy"]["all"]["accuracy"],
+                "val_triplet_acc_embedding": result["triplet_accuracy_embedding"]["all"]["accuracy"]}
     z, labels = evaluate.split_features(m, val_images, dev, flip_average=flip_average)
     labels = torch.as_tensor(val_labels).numpy()
     cal = evaluate.calibrate(m, z, labels, val_pairs, eval_seed, dev)
@@ -155,14 +217,62 @@ def validate(m):
 
 
 def loss_fn(m, batch):
+    if fec_train and fec_mode == "triplet":
+        from fecsim.fec.loss import triplet_and_pair_loss
+        loss, parts = triplet_and_pair_loss(m, batch, fec_pair_weight)
+        if "a" in batch:   # extra labelled pairs
+            extra_loss, extra_parts = batch_loss(m, {k: batch[k] for k in ("a", "b", "same")})
+            loss, parts = loss + extra_loss, {**parts, **extra_parts}
+        return loss, parts
     return batch_loss(m, batch, class_loss_weight, label_smoothing)
 
 
-print(f"device {dev}; {len(train_images)} training images, {len(val_labels)} validation; {command}")
-history = fit(model, opt, sched, batches, epochs, out_dir, dev, loss_fn=loss_fn, evaluate=validate)
+log(f"device {dev} x {ddp.world_size} processes; {len(train_images)} training "
+    f"{'items' if fec_train else 'images'}, {len(val_labels)} validation; {command}")
+history = fit(model, opt, sched, batches, epochs, out_dir, dev, loss_fn=loss_fn, evaluate=validate,
+              is_main=is_main, log=log)
+if not is_main:
+    cleanup_distributed()
+    sys.exit(0)
+
+model.eval()
+if fec_train:
+    # Calibrate on the held-out triplets' closer/farther pairs, score FEC's test file, export.
+    _, logits, odd = fec_eval.evaluate_triplets(model, view, val_triplets, crops, dev)
+    calibration = fec_eval.calibration_from_triplets(logits, odd)
+    val_result, _, _ = fec_eval.evaluate_triplets(model, view, val_triplets, crops, dev, calibration)
+    meta = {
+        "input_size": image_size, "grey": grey, "flip_average": flip_average,
+        # The app frames a detected face the way the downloader framed FEC's boxes.
+        "face": {"margin": crops.settings["margin"], "square": crops.settings.get("square", True),
+                 "source_size": None},
+        "calibration": calibration, "training": {"command": command, "settings": config,
+                                                 "history": history, "processes": ddp.world_size},
+        "data": {"name": "FEC", "train_csv": fec_train, "images": fec_images,
+                 "crop_size": crops.settings["size"], "rows": report.rows,
+                 "malformed_rows": report.skipped, "usable_triplets": len(usable),
+                 "train_triplets": len(train_triplets), "val_triplets": len(val_triplets)},
+        "metrics": {"fec_val": val_result},
+    }
+    if fec_test:
+        test_triplets, test_report = read_triplets(fec_test)
+        test_usable = crops.usable(test_triplets, fec_min_agreement)
+        test_result, _, _ = fec_eval.evaluate_triplets(model, view, test_usable, crops, dev,
+                                                       calibration)
+        test_result["counts"] = {
+            "listed": len(test_triplets), "malformed_rows": test_report.skipped,
+            "clear_majority": sum(t.majority is not None and t.agreement >= fec_min_agreement
+                                  for t in test_triplets),
+            "evaluated": len(test_usable)}
+        meta["metrics"]["fec_test"] = test_result
+        print(fec_eval.format_report(test_result))
+    path = checkpoint.save(export, model, meta)
+    (Path(out_dir) / "metrics.json").write_text(json.dumps(meta["metrics"], indent=2))
+    print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    cleanup_distributed()
+    sys.exit(0)
 
 # Calibrate on validation pairs, score the test split, export.
-model.eval()
 z, labels = evaluate.split_features(model, val_images, dev, flip_average=flip_average)
 calibration = evaluate.calibrate(model, z, torch.as_tensor(val_labels).numpy(), val_pairs, eval_seed, dev)
 meta = {
@@ -181,3 +291,4 @@ path = checkpoint.save(export, model, meta)
 print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
 print(json.dumps({k: v for k, v in meta.get("metrics", {}).get("test", {}).items()
                   if k != "reliability"}, indent=2))
+cleanup_distributed()

@@ -5,16 +5,25 @@ A batch is a dict. Whatever parts it holds are trained on, summed:
   between same and different pairs, plus cross-entropy on the labels when the model has a classifier;
 - a, b, same: explicit labelled pairs with BCE (thesis pairs, flagged pairs from the app);
 - anchor, positive, negative, margin: a triplet loss on normalised embeddings (FEC triplets).
+
+Distributed: under torchrun (WORLD_SIZE > 1) setup_distributed joins the process group (nccl on
+GPUs, gloo on CPU) and fit wraps the model in DistributedDataParallel; a plain run is unchanged.
 """
 from __future__ import annotations
 
 import math
+import os
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .model import SiameseResNet18
@@ -28,6 +37,80 @@ def pick_device(requested: str | None = None) -> torch.device:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(requested: str | None = None, timeout_minutes: int = 120) -> Distributed:
+    """Join torchrun's process group when it started this process; otherwise one plain process.
+
+    torchrun sets WORLD_SIZE, RANK and LOCAL_RANK (and the rendezvous for multi-node runs). Each
+    process takes the GPU of its LOCAL_RANK, or the CPU. The long timeout covers the other ranks
+    waiting while rank 0 evaluates after an epoch.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed(device=pick_device(requested))
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if requested in (None, "", "cuda") and torch.cuda.is_available():
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device(requested or "cpu")
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                            timeout=timedelta(minutes=timeout_minutes))
+    return Distributed(rank, local, world, device)
+
+
+def cleanup_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class _WithLoss(nn.Module):
+    """The loss as a module's forward. DistributedDataParallel synchronises gradients only for what
+    runs inside its forward, and the losses call the model's own methods (features, pair_logits)."""
+
+    def __init__(self, model: nn.Module, loss_fn):
+        super().__init__()
+        self.module, self.loss_fn = model, loss_fn
+
+    def forward(self, batch: dict):
+        return self.loss_fn(self.module, batch)
+
+
+def _check_same_start(start: int, device: torch.device) -> None:
+    """Every rank must resume from the same epoch (out_dir on storage all nodes share)."""
+    where = device if dist.get_backend() == "nccl" else torch.device("cpu")
+    t = torch.tensor([start, -start], device=where)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    if int(t[0]) != -int(t[1]):
+        raise RuntimeError(f"ranks would resume from epochs {-int(t[1])}..{int(t[0])}: run_dir/last.pt "
+                           "must be on storage every node sees")
+
+
+def _check_in_sync(model: nn.Module, device: torch.device) -> None:
+    """Every rank must end with the same weights; if not, gradients were never synchronised."""
+    where = device if dist.get_backend() == "nccl" else torch.device("cpu")
+    total = sum(p.detach().double().sum() for p in model.parameters()).to(where)
+    t = torch.stack([total, -total])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    if not torch.isclose(t[0], -t[1], rtol=1e-9, atol=1e-9):
+        raise RuntimeError(f"ranks ended with different weights ({float(-t[1])} .. {float(t[0])})")
 
 
 def autocast(device: torch.device):
@@ -84,6 +167,9 @@ def fit(model, optimizer, scheduler, make_batches, epochs: int, run_dir, device,
     make_batches(epoch) -> iterable of batch dicts (a fresh shuffle each epoch).
     evaluate(model) -> dict of metrics, run after each epoch on the main process.
     The state is written atomically after every epoch, so a kill loses at most one epoch.
+    Under torch.distributed (world size > 1) the model is wrapped in DistributedDataParallel here;
+    make_batches must then give each rank its share (a DistributedSampler with set_epoch), and only
+    the main process (is_main) evaluates and writes, while the others wait at a barrier.
     """
     run_dir = Path(run_dir)
     state_path = run_dir / "last.pt"
@@ -97,6 +183,13 @@ def fit(model, optimizer, scheduler, make_batches, epochs: int, run_dir, device,
         start, history = state["epoch"], state["history"]
         if is_main:
             log(f"resumed from {state_path} after epoch {start}")
+    distributed = _distributed()
+    world = dist.get_world_size() if distributed else 1
+    step = lambda batch: loss_fn(model, batch)  # noqa: E731
+    if distributed:
+        _check_same_start(start, device)
+        step = DistributedDataParallel(_WithLoss(_unwrap(model), loss_fn),
+                                       device_ids=[device.index] if device.type == "cuda" else None)
     for epoch in range(start, epochs):
         model.train()
         sums, count, t0, images = {}, 0, time.time(), 0
@@ -105,7 +198,7 @@ def fit(model, optimizer, scheduler, make_batches, epochs: int, run_dir, device,
         for batch in bar:
             batch = to_device(batch, device)
             with autocast(device):
-                loss, parts = loss_fn(model, batch)
+                loss, parts = step(batch)
             if not math.isfinite(float(loss)):
                 raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch + 1}")
             optimizer.zero_grad(set_to_none=True)
@@ -120,7 +213,7 @@ def fit(model, optimizer, scheduler, make_batches, epochs: int, run_dir, device,
                 sums[k] = sums.get(k, 0.0) + v
             bar.set_postfix(loss=f"{sums['loss'] / count:.4f}", refresh=False)
         record = {"epoch": epoch + 1, **{k: round(v / max(count, 1), 5) for k, v in sums.items()},
-                  "images_per_s": round(images / (time.time() - t0), 1),
+                  "images_per_s": round(world * images / (time.time() - t0), 1),
                   "lr": optimizer.param_groups[0]["lr"]}
         if is_main:
             if evaluate is not None:
@@ -135,6 +228,10 @@ def fit(model, optimizer, scheduler, make_batches, epochs: int, run_dir, device,
                         "scheduler": scheduler.state_dict() if scheduler is not None else None,
                         "epoch": epoch + 1, "history": history}, tmp)
             tmp.replace(state_path)
+        if distributed:
+            dist.barrier()  # the other ranks wait here while the main one evaluates and saves
+    if distributed:
+        _check_in_sync(_unwrap(model), device)
     return history
 
 
