@@ -1,4 +1,4 @@
-"""fecsim web app: `python app.py` serves http://127.0.0.1:7860 (a Hugging Face Space runs it too)."""
+"""fecsim web app: `python app.py` serves http://127.0.0.1:7860; a Hugging Face Space runs it too."""
 import argparse
 import os
 

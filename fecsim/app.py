@@ -192,17 +192,16 @@ def build_demo(checkpoint_path=None, flag_dir="flagged", comparer=None) -> gr.Bl
             compare_button = gr.Button("Compare", variant="primary", elem_id="compare")
             with gr.Row():
                 verdict = gr.Textbox(label="Verdict", elem_id="verdict", interactive=False)
-                probability = gr.Number(label="P(same expression)", elem_id="probability",
+                probability = gr.Number(None, label="P(same expression)", elem_id="probability",
                                         interactive=False)
-                seconds = gr.Number(label="Seconds", elem_id="seconds", interactive=False)
+                seconds = gr.Number(None, label="Seconds", elem_id="seconds", interactive=False)
             with gr.Row():
-                boxed_a = gr.Image(label="Face found in A", format="png", interactive=False)
-                boxed_b = gr.Image(label="Face found in B", format="png", interactive=False)
-                crop_a = gr.Image(label="Crop A (what the model saw)", format="png",
-                                  interactive=False, elem_id="crop_a")
-                crop_b = gr.Image(label="Crop B (what the model saw)", format="png",
-                                  interactive=False, elem_id="crop_b")
-            details = gr.JSON(label="Details", open=False)
+                boxed_a = _result_image("Face found in A", "boxed_a")
+                boxed_b = _result_image("Face found in B", "boxed_b")
+                crop_a = _result_image("Crop A (what the model saw)", "crop_a")
+                crop_b = _result_image("Crop B (what the model saw)", "crop_b")
+            with gr.Accordion("Details", open=False):
+                details = gr.JSON(label="Details")
             last = gr.State(None)
             with gr.Group(visible=False) as flag_panel:
                 gr.Markdown(f"**Wrong answer?** {STORAGE_NOTE}")
@@ -221,15 +220,16 @@ def build_demo(checkpoint_path=None, flag_dir="flagged", comparer=None) -> gr.Bl
                 trio = [_photo_input(f"Image {i}", f"image_{i}") for i in (1, 2, 3)]
             odd_button = gr.Button("Find the odd one out", variant="primary", elem_id="odd")
             with gr.Row():
-                odd_number = gr.Number(label="Odd one out (1, 2 or 3)", elem_id="odd_number",
-                                       interactive=False, precision=0)
+                odd_number = gr.Number(None, label="Odd one out (1, 2 or 3)", precision=0,
+                                       elem_id="odd_number", interactive=False)
                 odd_sentence = gr.Textbox(label="Answer", elem_id="odd_sentence",
                                           interactive=False)
                 pair_probabilities = gr.JSON(label="P(same expression) of each pair")
             with gr.Row():
-                trio_crops = [gr.Image(label=f"Crop {i}", format="png", interactive=False)
+                trio_crops = [_result_image(f"Crop {i} (what the model saw)", f"crop_{i}")
                               for i in (1, 2, 3)]
-            odd_details = gr.JSON(label="Details", open=False)
+            with gr.Accordion("Details", open=False):
+                odd_details = gr.JSON(label="Details")
             gr.Examples(_example_files("triplets"), trio, label="Example triplet",
                         cache_examples=False)
 
@@ -290,6 +290,10 @@ class PhotoInput(gr.Image):
 def _photo_input(label: str, elem_id: str) -> gr.Image:
     return PhotoInput(label=label, sources=["upload", "webcam"], type="filepath", elem_id=elem_id,
                       webcam_options=gr.WebcamOptions(mirror=True), height=320)
+
+
+def _result_image(label: str, elem_id: str) -> gr.Image:
+    return gr.Image(label=label, format="png", interactive=False, elem_id=elem_id, height=240)
 
 
 def _example_files(kind: str) -> list[list[str]]:
