@@ -10,9 +10,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
-# Larger than any phone photo (a 108 MP sensor is ~1.1e8 px); refuse beyond it before decoding,
+# Larger than nearly any camera photo (a 50 MP phone shot is 5e7 px); refuse beyond it before decoding,
 # so a decompression bomb costs a header read, not gigabytes.
-MAX_PIXELS = 120_000_000
+MAX_PIXELS = 80_000_000
 
 
 def describe(source) -> str:

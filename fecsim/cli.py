@@ -1,0 +1,146 @@
+"""Command line: score CSVs of pairs or triplets, compare two photos, evaluate on a labelled split.
+
+    python -m fecsim score-pairs PAIRS.csv --out OUT.csv       # columns a,b[,box_a,box_b]
+    python -m fecsim score-triplets TRIPLETS.csv --out OUT.csv # columns a,b,c[,box_a,box_b,box_c]
+    python -m fecsim compare A.jpg B.jpg                       # JSON on stdout
+    python -m fecsim evaluate-folder fer2013/test              # the model card's test numbers
+    python -m fecsim export-flags flagged/ --out pairs.csv     # the app's flags -> training pairs
+
+Boxes are pixels "x0 y0 x1 y1". A bad row gets its error and the batch goes on; the exit status
+is 1 when any row failed. Progress goes to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .errors import FecsimError
+from .inference import ExpressionComparer
+
+PAIR_IMAGES, TRIPLET_IMAGES = ("a", "b"), ("a", "b", "c")
+
+
+def parse_box(text: str | None):
+    """'x0 y0 x1 y1' (spaces or commas) -> a tuple, or None when empty."""
+    if not text or not text.strip():
+        return None
+    return tuple(text.replace(",", " ").split())
+
+
+def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, columns: tuple,
+              assume_cropped: bool = False, batch_size: int = 64) -> tuple[int, int]:
+    """Score every row; returns (rows, failed rows)."""
+    with open(in_path, newline="") as f:
+        reader = csv.DictReader(f)
+        fields = list(reader.fieldnames or [])
+        rows = list(reader)
+    missing = [c for c in columns if c not in fields]
+    if missing:
+        raise FecsimError(f"{in_path}: missing column(s) {', '.join(missing)}; found {fields}")
+
+    faces, errors = {}, {}   # each distinct (image, box) is detected once
+    keys = []
+    for i, row in enumerate(tqdm(rows, desc="faces", file=sys.stderr, mininterval=2)):
+        row_keys = []
+        for col in columns:
+            path = Path(row[col])
+            path = path if path.is_absolute() else in_path.parent / path
+            key = (str(path), row.get(f"box_{col}") or "")
+            if key not in faces and key not in errors:
+                try:
+                    faces[key] = comparer.face(path, parse_box(key[1]), assume_cropped=assume_cropped)
+                except FecsimError as exc:
+                    errors[key] = f"{col}: {exc}"
+            row_keys.append(key)
+        keys.append(row_keys)
+
+    good = list(faces)
+    z = {}
+    for start in tqdm(range(0, len(good), batch_size), desc="embed", file=sys.stderr, mininterval=2):
+        chunk = good[start:start + batch_size]
+        for key, feats in zip(chunk, comparer.features([faces[k] for k in chunk])):
+            z[key] = feats
+
+    out_fields = fields + (["probability", "same"] if len(columns) == 2 else ["odd", "p12", "p13", "p23"]) + ["error"]
+    failed = 0
+    tmp = out_path.with_suffix(out_path.suffix + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=out_fields)
+        writer.writeheader()
+        for row, row_keys in zip(rows, keys):
+            problems = [errors[k] for k in row_keys if k in errors]
+            out = dict(row, error="; ".join(problems))
+            if problems:
+                failed += 1
+            elif len(columns) == 2:
+                p = float(comparer.pair_probabilities(z[row_keys[0]][None], z[row_keys[1]][None])[0])
+                out.update(probability=f"{p:.4f}", same=int(p >= comparer.threshold))
+            else:
+                za, zb, zc = (z[k][None] for k in row_keys)
+                p12, p13, p23 = (float(comparer.pair_probabilities(x, y)[0])
+                                 for x, y in ((za, zb), (za, zc), (zb, zc)))
+                odd = {0: 3, 1: 2, 2: 1}[max(range(3), key=[p12, p13, p23].__getitem__)]
+                out.update(odd=odd, p12=f"{p12:.4f}", p13=f"{p13:.4f}", p23=f"{p23:.4f}")
+            writer.writerow(out)
+    tmp.replace(out_path)
+    return len(rows), failed
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fecsim", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--checkpoint", help="safetensors checkpoint (default: the shipped model)")
+    common.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    common.add_argument("--assume-cropped", action="store_true",
+                        help="images are face crops already: skip detection")
+    for name, help_ in (("score-pairs", "score a CSV of pairs (a,b)"),
+                        ("score-triplets", "odd one out for a CSV of triplets (a,b,c)")):
+        p = sub.add_parser(name, parents=[common], help=help_)
+        p.add_argument("csv", type=Path)
+        p.add_argument("--out", type=Path, required=True)
+        p.add_argument("--batch-size", type=int, default=64)
+    p = sub.add_parser("compare", parents=[common], help="compare two photos, print JSON")
+    p.add_argument("a")
+    p.add_argument("b")
+    p = sub.add_parser("evaluate-folder", parents=[common],
+                       help="pair AUC/accuracy, ECE and triplet accuracy on a labelled split")
+    p.add_argument("root", type=Path, help="<root>/<label>/<images>, e.g. fer2013/test")
+    p.add_argument("--pairs", type=int, default=1000)
+    p.add_argument("--triplets", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    sub.add_parser("export-flags", add_help=False, help="the app's flags -> a pairs CSV for train.py")
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["export-flags"]:
+        from .flags import main as export_flags
+        return export_flags(argv[1:])
+    args = parser.parse_args(argv)
+    try:
+        comparer = ExpressionComparer.load(args.checkpoint, args.device)
+        if args.command == "compare":
+            print(json.dumps(comparer.compare(args.a, args.b, assume_cropped=args.assume_cropped)
+                             .to_dict(), indent=2))
+            return 0
+        if args.command == "evaluate-folder":
+            from .evaluate import evaluate_folder
+            with torch.no_grad():
+                result = evaluate_folder(comparer.model, comparer.meta, args.root, args.pairs,
+                                         args.triplets, args.seed, comparer.device)
+            print(json.dumps(dict(result, checkpoint=str(comparer.path)), indent=2))
+            return 0
+        columns = PAIR_IMAGES if args.command == "score-pairs" else TRIPLET_IMAGES
+        rows, failed = score_csv(comparer, args.csv, args.out, columns, args.assume_cropped,
+                                 args.batch_size)
+    except (FecsimError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{rows} rows scored, {failed} failed -> {args.out}", file=sys.stderr)
+    return 1 if failed else 0
