@@ -89,7 +89,8 @@ PRESETS = {
                 fec_test="data/fec/faceexp-comparison-data-test-public.csv",
                 grey=False, image_size=112, class_loss_weight=0.0, label_smoothing=0.0,
                 epochs=10, batch_size=256, lr=1e-3, weight_decay=0.05, flip_average=True,
-                val_fraction=0.02, out_dir="runs/fec", export="checkpoints/fecsim-fec.safetensors"),
+                val_fraction=0.02, workers=8, out_dir="runs/fec",
+                export="checkpoints/fecsim-fec.safetensors"),
 }
 
 # Command-line overrides: --preset first, then --name=value for any setting above.
