@@ -127,6 +127,9 @@ if fec_train:
     triplets, report = read_triplets(fec_train)
     usable = crops.usable(triplets, fec_min_agreement)
     log(f"{report.summary()}; {len(usable)} with a clear majority and all three faces cached")
+    if len(usable) < 2:
+        sys.exit(f"{len(usable)} usable FEC triplets in {fec_train} with crops in {fec_images}: "
+                 "download the faces first (python -m fecsim.fec download)")
     # FEC has no validation split: hold out triplets (2 % when val_fraction is 0) for the
     # per-epoch score and the final calibration.
     order = torch.randperm(len(usable), generator=torch.Generator().manual_seed(seed)).tolist()
@@ -205,7 +208,7 @@ def batches(epoch):
 
 def validate(m):
     if fec_train:
-        result, _, _ = fec_eval.evaluate_triplets(m, view, val_triplets, crops, dev)
+        result, _, _ = fec_eval.evaluate_triplets(m, view, val_triplets, crops, dev, workers=workers)
         return {"val_triplet_acc": result["triplet_accuracy"]["all"]["accuracy"],
                 "val_triplet_acc_embedding": result["triplet_accuracy_embedding"]["all"]["accuracy"]}
     z, labels = evaluate.split_features(m, val_images, dev, flip_average=flip_average)
@@ -239,9 +242,10 @@ if not is_main:
 model.eval()
 if fec_train:
     # Calibrate on the held-out triplets' closer/farther pairs, score FEC's test file, export.
-    _, logits, odd = fec_eval.evaluate_triplets(model, view, val_triplets, crops, dev)
+    val_result, logits, odd = fec_eval.evaluate_triplets(model, view, val_triplets, crops, dev,
+                                                         workers=workers)
     calibration = fec_eval.calibration_from_triplets(logits, odd)
-    val_result, _, _ = fec_eval.evaluate_triplets(model, view, val_triplets, crops, dev, calibration)
+    val_result["thesis_pairs"] = fec_eval.thesis_pair_view(logits, odd, calibration)
     meta = {
         "input_size": image_size, "grey": grey, "flip_average": flip_average,
         # The app frames a detected face the way the downloader framed FEC's boxes.
@@ -259,7 +263,7 @@ if fec_train:
         test_triplets, test_report = read_triplets(fec_test)
         test_usable = crops.usable(test_triplets, fec_min_agreement)
         test_result, _, _ = fec_eval.evaluate_triplets(model, view, test_usable, crops, dev,
-                                                       calibration)
+                                                       calibration, workers=workers)
         test_result["counts"] = {
             "listed": len(test_triplets), "malformed_rows": test_report.skipped,
             "clear_majority": sum(t.majority is not None and t.agreement >= fec_min_agreement
