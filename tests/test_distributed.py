@@ -43,7 +43,7 @@ def settings(tmp_path, train, test, images, **extra):
     return [f"--{k}={v}" for k, v in values.items()]
 
 
-def run(command, tmp_path):
+def run(command):
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -71,7 +71,7 @@ def check_checkpoint(tmp_path, images, faces, processes):
 def test_torchrun_two_processes_gloo(tmp_path):
     train, test, images, faces = tiny_fec(tmp_path)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    out = run(torchrun + ["train.py"] + settings(tmp_path, train, test, images), tmp_path)
+    out = run(torchrun + ["train.py"] + settings(tmp_path, train, test, images))
     assert "x 2 processes" in out
     assert out.count("exported ") == 1          # rank 0 alone writes and reports
     assert out.count("epoch=1 ") == 1
