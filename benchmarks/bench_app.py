@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import statistics
+import tempfile
 import sys
 import threading
 import time
@@ -48,7 +49,7 @@ def main(argv=None):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo = build_demo(args.checkpoint, flag_dir=ROOT / "flagged", concurrency=args.concurrency)
+    demo = build_demo(args.checkpoint, flag_dir=tempfile.mkdtemp(), concurrency=args.concurrency)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port,
                 ssr_mode=False, quiet=True)
     url = f"http://127.0.0.1:{port}/"

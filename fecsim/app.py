@@ -79,7 +79,7 @@ def choose_box(path: str, box_text, face_number, label: str):
     box = parse_box(box_text, label)
     if box is not None:
         return box, None
-    n = int(face_number or 1)
+    n = face_number
     if n <= 1:
         return None, None
     found = _comparer.face(path).found
@@ -110,6 +110,14 @@ def _user_error(exc: FecsimError, paths: dict) -> gr.Error:
     return gr.Error(message, title="Cannot compare")
 
 
+def _whole_number(value, label: str) -> int:
+    try:
+        return int(float(value if value not in (None, "") else 1))
+    except (TypeError, ValueError):
+        raise gr.Error(f"{label}: the face number must be a whole number (got {value!r})",
+                       title="Cannot compare") from None
+
+
 def _require(paths: dict):
     missing = [label for label, path in paths.items() if not path]
     if missing:
@@ -124,6 +132,9 @@ def compare(image_a, image_b, box_a="", box_b="", face_a=1, face_b=1):
     expression), seconds taken, the details as a dict, and the state used for flagging.
     """
     start = time.perf_counter()
+    image_a, image_b = _path(image_a), _path(image_b)
+    face_a, face_b = (_whole_number(f, label) for f, label in ((face_a, "Image A"),
+                                                               (face_b, "Image B")))
     paths = {"Image A": image_a, "Image B": image_b}
     _require(paths)
     try:
@@ -151,6 +162,7 @@ def odd_one_out(image_1, image_2, image_3):
     """Which of three photos shows the odd expression out? Returns the three crops the model
     saw, the odd one's number (1, 2 or 3), a sentence, and the pair probabilities."""
     start = time.perf_counter()
+    image_1, image_2, image_3 = _path(image_1), _path(image_2), _path(image_3)
     paths = {"Image 1": image_1, "Image 2": image_2, "Image 3": image_3}
     _require(paths)
     try:
@@ -257,13 +269,13 @@ def build_demo(checkpoint_path=None, flag_dir="flagged", comparer=None,
         compare_event = compare_button.click(
             compare, [image_a, image_b, box_a, box_b, face_a, face_b],
             [boxed_a, boxed_b, crop_a, crop_b, verdict, probability, seconds, details, last],
-            api_name="compare")
+            api_name="compare", preprocess=False)
         compare_event.success(lambda: (gr.Group(visible=True), "", None), None,
                               [flag_panel, flag_status, right_answer], api_visibility="private")
         flag_button.click(flag, [last, right_answer], [flag_status, last], api_name="flag")
         odd_button.click(odd_one_out, trio,
                          [*trio_crops, odd_number, odd_sentence, pair_probabilities, odd_details],
-                         api_name="odd_one_out")
+                         api_name="odd_one_out", preprocess=False)
 
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_SIZE)
     return demo
@@ -274,24 +286,18 @@ def launch(demo: gr.Blocks, host="127.0.0.1", port=7860, share=False, **kwargs):
                        max_file_size=MAX_FILE_SIZE, ssr_mode=False, **kwargs)
 
 
-class PhotoInput(gr.Image):
-    """gr.Image that hands over the uploaded file's path without opening it.
-
-    gr.Image opens every upload with PIL before our function runs, so a non-image or an oversized
-    photo would fail inside gradio with a generic error. fecsim decodes it instead, safely, with
-    an error that says which image and why. A gradio template: the page shows a plain Image.
-    """
-    is_template = True
-
-    def preprocess(self, payload):
-        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
-            return str(payload.path)
-        return super().preprocess(payload)
-
-
 def _photo_input(label: str, elem_id: str) -> gr.Image:
-    return PhotoInput(label=label, sources=["upload", "webcam"], type="filepath", elem_id=elem_id,
-                      webcam_options=gr.WebcamOptions(mirror=True), height=320)
+    return gr.Image(label=label, sources=["upload", "webcam"], type="filepath", elem_id=elem_id,
+                    webcam_options=gr.WebcamOptions(mirror=True), height=320)
+
+
+def _path(value):
+    """The uploaded file's path. The photo events skip gradio's preprocessing (preprocess=False),
+    which would open every upload with PIL first and fail with a generic message on a non-image
+    or an oversized photo; fecsim decodes it instead, safely, and says which image and why."""
+    if isinstance(value, dict):
+        return value.get("path")
+    return value
 
 
 def _result_image(label: str, elem_id: str, format: str = "png") -> gr.Image:
