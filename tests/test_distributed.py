@@ -80,8 +80,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
 
 def test_single_process_pairs_mode(tmp_path):
     train, test, images, faces = tiny_fec(tmp_path)
-    out = run([sys.executable, "train.py"] + settings(tmp_path, train, test, images, fec_mode="pairs"),
-              tmp_path)
+    out = run([sys.executable, "train.py"] + settings(tmp_path, train, test, images, fec_mode="pairs"))
     assert "x 1 processes" in out and "evaluated" in out
     comparer = check_checkpoint(tmp_path, images, faces, processes=1)
     assert comparer.meta["training"]["settings"]["fec_mode"] == "pairs"
