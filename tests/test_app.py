@@ -19,7 +19,7 @@ from PIL import Image
 
 from conftest import two_faces
 from fecsim import ExpressionComparer
-from fecsim.app import build_demo
+from fecsim.app import build_demo, launch
 from fecsim.flags import export_flags, read_flags
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,8 +42,7 @@ def served(random_checkpoint, tmp_path_factory):
     flag_dir = tmp_path_factory.mktemp("flagged")
     demo = build_demo(random_checkpoint, flag_dir=flag_dir)
     port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port,
-                ssr_mode=False, quiet=True)
+    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
     try:
         yield f"http://127.0.0.1:{port}/", flag_dir
     finally:
@@ -126,7 +125,7 @@ def test_pick_the_second_face_or_a_box(client, comparer, photos):
 
 
 def test_bad_inputs_are_reported_and_the_app_keeps_serving(client, photos, not_an_image,
-                                                           no_face_jpg):
+                                                           no_face_jpg, tmp_path):
     with pytest.raises(AppError, match=r"Image A: .*not an image"):
         compare(client, not_an_image, photos["astronaut"])
     with pytest.raises(AppError, match=r"Image B: .*no face"):
@@ -141,6 +140,11 @@ def test_bad_inputs_are_reported_and_the_app_keeps_serving(client, photos, not_a
     with pytest.raises(AppError, match=r"Image B: no photo given"):
         client.predict(handle_file(str(photos["astronaut"])), None, "", "", 1, 1,
                        api_name="/compare")
+    # Too large: 132 megapixels (a small file: one grey colour) is refused before decoding.
+    huge = tmp_path / "huge.png"
+    Image.new("L", (12000, 11000), 128).save(huge, compress_level=1)
+    with pytest.raises(AppError, match=r"Image A: .*(over the limit|decompression bomb)"):
+        compare(client, huge, photos["astronaut"])
     # Still serving, with correct answers.
     assert compare(client, photos["astronaut"], photos["mirror"])["verdict"] in (
         "same expression", "different expression")
