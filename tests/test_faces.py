@@ -1,0 +1,82 @@
+"""Faces: MTCNN on a real photo, given boxes in pixels or FEC fractions, several faces, no face."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import two_faces
+from fecsim.errors import BoxError, NoFaceError
+from fecsim.faces import FaceCropper, check_box, fec_box_to_pixels
+
+
+@pytest.fixture(scope="module")
+def cropper():
+    return FaceCropper(input_size=48, grey=True, margin=0.0, source_size=48)
+
+
+def test_mtcnn_finds_the_astronauts_face(cropper, astronaut_jpg):
+    face = cropper(astronaut_jpg)
+    x0, y0, x1, y1 = face.box
+    # Her face sits around x 180-270, y 60-175 in the 512x512 photo.
+    assert 160 < x0 < 200 and 250 < x1 < 290 and 40 < y0 < 90 and 150 < y1 < 200
+    assert face.crop.size == (48, 48) and face.crop.mode == "RGB"
+    crop = np.asarray(face.crop)
+    assert (crop[..., 0] == crop[..., 1]).all()   # grey, as FER2013's training faces
+    assert face.others == 0
+
+
+def test_no_face_is_an_error_not_a_guess(cropper, no_face_jpg):
+    with pytest.raises(NoFaceError, match=r"coffee\.jpg: no face found"):
+        cropper(no_face_jpg)
+
+
+def test_largest_of_several_faces_is_used_and_others_reported(cropper, astronaut):
+    face = cropper(two_faces(astronaut))
+    assert face.others == 1 and len(face.found) == 2
+    assert face.box[2] < 400                      # the big face on the left
+    assert face.found[1][0] > 512                 # the small one on the right is listed second
+    other = cropper(two_faces(astronaut), box=face.found[1])  # a caller can pick it instead
+    assert other.box[0] > 512
+
+
+def test_pixel_box_skips_detection(cropper, astronaut):
+    face = cropper(astronaut, box=(180, 60, 268, 172))
+    assert face.box == (180.0, 60.0, 268.0, 172.0) and face.found == []
+
+
+def test_fec_normalized_box_order():
+    # FEC: (x0/w, x1/w, y0/h, y1/h)
+    assert fec_box_to_pixels((0.1, 0.5, 0.2, 0.8), 200, 100) == pytest.approx((20, 20, 100, 80))
+
+
+def test_normalized_box_gives_the_same_crop_as_pixels(cropper, astronaut):
+    by_pixels = cropper(astronaut, box=(180, 60, 268, 172))
+    by_fraction = cropper(astronaut, normalized_box=(180 / 512, 268 / 512, 60 / 512, 172 / 512))
+    assert np.array_equal(np.asarray(by_pixels.crop), np.asarray(by_fraction.crop))
+
+
+@pytest.mark.parametrize("box, message", [
+    ((600, 600, 700, 700), "outside the 512x512 image"),
+    ((100, 100, 50, 200), "x1 > x0"),
+    ((1, 2, 3), "four numbers"),
+    (("a", 1, 2, 3), "four numbers"),
+    ((0, 0, float("nan"), 10), "non-finite"),
+])
+def test_bad_boxes(cropper, astronaut, box, message):
+    with pytest.raises(BoxError, match=message):
+        cropper(astronaut, box=box)
+
+
+def test_box_is_clipped_to_the_image():
+    assert check_box((-10, -5, 50, 600), 100, 512) == (0.0, 0.0, 50.0, 512.0)
+
+
+def test_assume_cropped_uses_the_whole_image(cropper):
+    image = Image.fromarray(np.full((30, 30, 3), 128, np.uint8))
+    face = cropper(image, assume_cropped=True)
+    assert face.box == (0.0, 0.0, 30.0, 30.0) and face.crop.size == (48, 48)
+
+
+def test_large_photo_is_detected_on_a_smaller_copy(cropper, astronaut):
+    big = Image.fromarray(astronaut).resize((2048, 2048))
+    x0, y0, x1, y1 = cropper(big).box
+    assert 640 < x0 < 800 and 1000 < x1 < 1160   # boxes come back in the original's pixels
