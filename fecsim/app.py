@@ -11,7 +11,10 @@ CUDA to be initialised; without the `spaces` package the decorator does nothing.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,6 +42,7 @@ QUEUE_SIZE = 256              # waiting requests beyond this are told the queue 
 STORAGE_NOTE = ("Flagging is optional. If you flag, both photos, the face crops and your answer "
                 "are stored on this server to relabel and retrain the model.")
 
+OUTPUTS = Path(tempfile.gettempdir()) / "fecsim-app"   # result images, named by content
 _comparer: ExpressionComparer | None = None   # the one model, shared by every session
 
 
@@ -101,6 +105,25 @@ def draw_boxes(image: Image.Image, box, found) -> Image.Image:
     return image
 
 
+def saved(image: Image.Image, format: str = "png") -> str:
+    """The image as a file named by its content, written atomically (temporary name + rename).
+
+    Handing gradio a PIL image makes it write <cache>/<hash>/image.png in place, truncating the
+    file while another client may be downloading the identical result (the same example clicked
+    by a whole classroom): that client gets a cut-off body. A finished file is copied atomically.
+    """
+    data = io.BytesIO()
+    image.save(data, format=format)
+    data = data.getvalue()
+    path = OUTPUTS / f"{hashlib.sha256(data).hexdigest()[:32]}.{format}"
+    if not path.exists():
+        OUTPUTS.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return str(path)
+
+
 def _user_error(exc: FecsimError, paths: dict) -> gr.Error:
     """fecsim names the file; say which of the page's images that was, without server paths."""
     message = str(exc)
@@ -152,10 +175,10 @@ def compare(image_a, image_b, box_a="", box_b="", face_a=1, face_b=1):
                    checkpoint=_comparer.path.name, checkpoint_sha256=_comparer.sha256)
     last = {"original_a": image_a, "original_b": image_b, "crop_a": fa.crop, "crop_b": fb.crop,
             "result": details, "flagged": False}
-    return (draw_boxes(fa.image, fa.box, details["faces_found_a"]),
-            draw_boxes(fb.image, fb.box, details["faces_found_b"]),
-            fa.crop, fb.crop, result.verdict, round(result.probability, 4), round(seconds, 3),
-            details, last)
+    return (saved(draw_boxes(fa.image, fa.box, details["faces_found_a"]), "jpeg"),
+            saved(draw_boxes(fb.image, fb.box, details["faces_found_b"]), "jpeg"),
+            saved(fa.crop), saved(fb.crop), result.verdict, round(result.probability, 4),
+            round(seconds, 3), details, last)
 
 
 def odd_one_out(image_1, image_2, image_3):
@@ -173,7 +196,7 @@ def odd_one_out(image_1, image_2, image_3):
     details = dict(result.to_dict(), pair_probabilities=probabilities,
                    seconds=round(time.perf_counter() - start, 3))
     sentence = f"Image {result.odd} is the odd one out"
-    return (*(f.crop for f in result.faces), result.odd, sentence, probabilities, details)
+    return (*(saved(f.crop) for f in result.faces), result.odd, sentence, probabilities, details)
 
 
 def build_demo(checkpoint_path=None, flag_dir="flagged", comparer=None,
@@ -209,9 +232,8 @@ def build_demo(checkpoint_path=None, flag_dir="flagged", comparer=None,
                                         interactive=False)
                 seconds = gr.Number(None, label="Seconds", elem_id="seconds", interactive=False)
             with gr.Row():
-                # JPEG: a photo with boxes encodes ~100x faster than PNG; crops stay exact PNG.
-                boxed_a = _result_image("Face found in A", "boxed_a", "jpeg")
-                boxed_b = _result_image("Face found in B", "boxed_b", "jpeg")
+                boxed_a = _result_image("Face found in A", "boxed_a")
+                boxed_b = _result_image("Face found in B", "boxed_b")
                 crop_a = _result_image("Crop A (what the model saw)", "crop_a")
                 crop_b = _result_image("Crop B (what the model saw)", "crop_b")
             with gr.Accordion("Details", open=False):
@@ -300,8 +322,10 @@ def _path(value):
     return value
 
 
-def _result_image(label: str, elem_id: str, format: str = "png") -> gr.Image:
-    return gr.Image(label=label, format=format, interactive=False, elem_id=elem_id, height=240)
+def _result_image(label: str, elem_id: str) -> gr.Image:
+    # Filled with files from saved(): crops as exact PNG, photos with boxes as JPEG (a photo
+    # encodes ~100x faster as JPEG than as PNG).
+    return gr.Image(label=label, interactive=False, elem_id=elem_id, height=240)
 
 
 def _example_files(kind: str) -> list[list[str]]:
