@@ -92,16 +92,33 @@ def screenshot(page, name: str):
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def wait_uploaded(page, elem_id: str):
+    """Until the photo is on the server: the preview then shows it from a served file URL."""
+    page.locator(f"#{elem_id} img[src*='file=']:visible").first.wait_for()
+
+
 def upload(page, elem_id: str, path):
     page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
-    page.locator(f"#{elem_id} img:visible").first.wait_for()
+    wait_uploaded(page, elem_id)
 
 
-def read_result(page):
-    """Wait for a verdict on the page; return (verdict, probability) as the page shows them."""
-    verdict = page.locator("#verdict textarea")
-    sync_api.expect(verdict).not_to_have_value("", timeout=TIMEOUT_MS)
-    return verdict.input_value(), float(page.locator("#probability input").input_value())
+ERROR_TOASTS = "[data-testid='toast-body'].error"
+
+
+def compare_and_read(page):
+    """Click Compare and wait for a verdict; fail at once, with the message, if an error shows.
+    Returns (verdict, probability) as the page shows them."""
+    errors_before = page.locator(ERROR_TOASTS).count()
+    page.click("#compare")
+    page.wait_for_function(
+        """([selector, before]) => document.querySelector('#verdict textarea').value !== ''
+                                   || document.querySelectorAll(selector).length > before""",
+        arg=[ERROR_TOASTS, errors_before], timeout=TIMEOUT_MS)
+    if page.locator(ERROR_TOASTS).count() > errors_before:
+        screenshot(page, "unexpected-error")
+        pytest.fail(f"the page shows an error: {page.locator(ERROR_TOASTS).last.inner_text()}")
+    return (page.locator("#verdict textarea").input_value(),
+            float(page.locator("#probability input").input_value()))
 
 
 def test_upload_compare_and_flag(page, app, random_checkpoint, astronaut_jpg, tmp_path):
@@ -109,8 +126,7 @@ def test_upload_compare_and_flag(page, app, random_checkpoint, astronaut_jpg, tm
     Image.open(astronaut_jpg).crop((96, 0, 352, 256)).save(other)
     upload(page, "image_a", astronaut_jpg)
     upload(page, "image_b", other)
-    page.click("#compare")
-    verdict, probability = read_result(page)
+    verdict, probability = compare_and_read(page)
     expected = ExpressionComparer.load(random_checkpoint, device="cpu").compare(astronaut_jpg, other)
     assert verdict == expected.verdict
     assert probability == pytest.approx(expected.probability, abs=1e-3)
@@ -140,8 +156,7 @@ def test_error_is_shown_in_the_page(page, astronaut_jpg, no_face_jpg):
     screenshot(page, "error-no-face")
     # The app keeps serving: fix the input, get a verdict.
     upload(page, "image_b", astronaut_jpg)
-    page.click("#compare")
-    verdict, probability = read_result(page)
+    verdict, probability = compare_and_read(page)
     assert verdict in ("same expression", "different expression") and 0 <= probability <= 1
 
 
@@ -149,11 +164,14 @@ def test_webcam_photo_gets_a_verdict(page, astronaut_jpg):
     image_a = page.locator("#image_a")
     image_a.locator("button[aria-label='Capture from camera']").click()
     image_a.get_by_text("Click to Access Webcam").click()
+    # Capture only once the fake camera is playing frames (an earlier click grabs a black frame).
+    page.wait_for_function("""() => { const v = document.querySelector('#image_a video');
+                                      return v && v.readyState >= 2 && v.videoWidth > 0
+                                             && v.currentTime > 0.3; }""", timeout=TIMEOUT_MS)
     image_a.locator("button[aria-label='capture photo']").click()
-    image_a.locator("img:visible").first.wait_for()
+    wait_uploaded(page, "image_a")
     upload(page, "image_b", astronaut_jpg)
-    page.click("#compare")
-    verdict, probability = read_result(page)
+    verdict, probability = compare_and_read(page)
     assert verdict in ("same expression", "different expression") and 0 <= probability <= 1
     # The fake camera plays the astronaut photo: a face was found in the webcam frame.
     page.locator("#crop_a img:visible").first.wait_for()
