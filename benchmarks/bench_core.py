@@ -1,0 +1,73 @@
+"""Core speed figures on this machine (prints them; asserts nothing).
+
+    python benchmarks/bench_core.py [--checkpoint P] [--device cpu] [--repeats 30]
+
+- pair latency p50/p90: two 640 px photos, face detection included (ExpressionComparer.compare);
+- faces embedded per second at batch 64 (crops already made);
+- training images per second (one labelled batch of 128: forward, in-batch pair loss, backward).
+Targets on 2 CPU cores: pair p50 <= 120 ms, >= 200 faces/s.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from fecsim import ExpressionComparer  # noqa: E402
+from fecsim.training import batch_loss  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    from skimage import data
+    comparer = ExpressionComparer.load(args.checkpoint, args.device)
+    a = Image.fromarray(data.astronaut()).resize((640, 640))
+    b = a.transpose(Image.FLIP_LEFT_RIGHT).rotate(5)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {comparer.device}, "
+          f"input {comparer.meta['input_size']} px, flip_average {comparer.meta.get('flip_average')}")
+
+    for _ in range(3):
+        comparer.compare(a, b)
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        comparer.compare(a, b)
+        times.append((time.perf_counter() - start) * 1000)
+    print(f"pair latency, two 640 px photos, detection included: "
+          f"p50 {np.percentile(times, 50):.0f} ms, p90 {np.percentile(times, 90):.0f} ms "
+          f"({args.repeats} pairs)")
+
+    crop = comparer.face(a).crop
+    crops = [crop] * 64
+    comparer.embed(crops)
+    start, n = time.perf_counter(), 0
+    while time.perf_counter() - start < 5:
+        comparer.embed(crops)
+        n += 64
+    print(f"faces embedded per second at batch 64: {n / (time.perf_counter() - start):.0f}")
+
+    model = comparer.model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    size = comparer.meta["input_size"]
+    batch = {"images": torch.rand(128, 3, size, size), "labels": torch.randint(0, 7, (128,))}
+    steps = []
+    for i in range(4):
+        start = time.perf_counter()
+        loss, _ = batch_loss(model, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        steps.append(time.perf_counter() - start)
+    print(f"training images per second (batch 128, {size} px): {128 / np.median(steps[1:]):.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Training: the loss falls on generated data, a run resumes, train.py exports a usable model."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from fecsim import ExpressionComparer
+from fecsim.data import eval_transform, labelled_folder
+from fecsim.model import ModelConfig, SiameseResNet18
+from fecsim.training import batch_loss, fit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_folders(root: Path, per_class: int = 12) -> Path:
+    """Three 'expressions' a network can tell apart: a bright band at the top, middle or bottom."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "val", "test"):
+        for c in range(3):
+            folder = root / split / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                pixels = (rng.random((48, 48)) * 80).astype(np.uint8)
+                pixels[c * 16:(c + 1) * 16] += 150
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    return make_folders(tmp_path_factory.mktemp("labelled"))
+
+
+def small_run(folders, run_dir, epochs):
+    torch.manual_seed(0)
+    data = labelled_folder(folders / "train", eval_transform(48))
+    model = SiameseResNet18(ModelConfig(num_classes=3, embed_dim=16, pair_hidden=16))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loader = DataLoader(data, batch_size=12, shuffle=True)
+
+    def batches(epoch):
+        torch.manual_seed(epoch)
+        return ({"images": x, "labels": y} for x, y in loader)
+
+    return fit(model, opt, None, batches, epochs, run_dir, torch.device("cpu"),
+               loss_fn=batch_loss, log=lambda *a: None)
+
+
+def test_loss_falls(folders, tmp_path):
+    history = small_run(folders, tmp_path / "run", epochs=4)
+    losses = [h["loss"] for h in history]
+    assert len(losses) == 4 and losses[-1] < 0.7 * losses[0], losses
+
+
+def test_a_run_resumes_where_it_stopped(folders, tmp_path):
+    first = small_run(folders, tmp_path / "run", epochs=1)
+    both = small_run(folders, tmp_path / "run", epochs=2)   # a fresh model, resumed from last.pt
+    assert [h["epoch"] for h in both] == [1, 2] and both[0] == first[0]
+
+
+def test_train_py_end_to_end_with_extra_pairs(folders, tmp_path):
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    for name, value in (("p.png", 40), ("q.png", 200)):
+        Image.new("L", (48, 48), value).save(crops / name)
+    (crops / "pairs.csv").write_text("a,b,same\np.png,q.png,0\np.png,p.png,1\n")
+    export = tmp_path / "model.safetensors"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), f"--data={folders}", "--epochs=2",
+         "--batch_size=12", "--workers=0", f"--out_dir={tmp_path / 'run'}", f"--export={export}",
+         f"--extra_pairs={crops / 'pairs.csv'}", "--extra_batch_size=2", "--val_pairs=60",
+         "--test_pairs=40", "--test_triplets=30"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "extra_pairs=" in result.stdout            # the flagged pairs were trained on
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
+    assert 0 <= metrics["pair_auc"] <= 1 and metrics["triplets"] == 30
+    comparer = ExpressionComparer.load(export)
+    assert "--extra_pairs" in comparer.meta["training"]["command"]
+    image = folders / "test" / "class0" / "0.png"
+    r = comparer.compare(image, image, assume_cropped=True)
+    assert 0 <= r.probability <= 1
+
+
+def test_unknown_setting_is_refused():
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--no_such_thing=1"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "unknown setting" in result.stderr
