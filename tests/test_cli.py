@@ -1,0 +1,85 @@
+"""The batch CLI on generated fixtures, bad rows included."""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "fecsim", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, astronaut):
+    d = tmp_path_factory.mktemp("cli")
+    Image.fromarray(astronaut).save(d / "astro.jpg")
+    Image.fromarray(astronaut[:, ::-1]).save(d / "mirror.jpg")
+    Image.new("RGB", (200, 200), (90, 140, 60)).save(d / "grass.jpg")
+    (d / "text.jpg").write_text("not an image")
+    return d
+
+
+def read(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_score_pairs_keeps_going_past_bad_rows(folder, random_checkpoint):
+    (folder / "pairs.csv").write_text(
+        "a,b,box_a,note\n"
+        "astro.jpg,mirror.jpg,,good\n"
+        f"{folder / 'astro.jpg'},astro.jpg,180 60 268 172,absolute path and a box\n"
+        "astro.jpg,grass.jpg,,no face\n"
+        "text.jpg,astro.jpg,,not an image\n"
+        "gone.jpg,astro.jpg,,missing\n"
+        "astro.jpg,astro.jpg,900 900 950 950,box outside\n")
+    result = run("score-pairs", folder / "pairs.csv", "--out", folder / "out.csv",
+                 "--checkpoint", random_checkpoint, "--batch-size", "2")
+    assert result.returncode == 1, result.stderr        # some rows failed
+    rows = read(folder / "out.csv")
+    assert [r["note"] for r in rows] == ["good", "absolute path and a box", "no face",
+                                         "not an image", "missing", "box outside"]
+    for row in rows[:2]:
+        assert row["error"] == "" and 0 <= float(row["probability"]) <= 1 and row["same"] in "01"
+    assert "grass.jpg: no face found" in rows[2]["error"]
+    assert "text.jpg: not an image" in rows[3]["error"]
+    assert "gone.jpg: no such file" in rows[4]["error"]
+    assert "outside" in rows[5]["error"]
+    assert all(r["probability"] == "" for r in rows[2:])
+    assert "6 rows scored, 4 failed" in result.stderr
+
+
+def test_score_triplets(folder, random_checkpoint):
+    (folder / "triplets.csv").write_text("a,b,c\nastro.jpg,mirror.jpg,astro.jpg\n")
+    result = run("score-triplets", folder / "triplets.csv", "--out", folder / "t.csv",
+                 "--checkpoint", random_checkpoint)
+    assert result.returncode == 0, result.stderr
+    (row,) = read(folder / "t.csv")
+    p = {k: float(row[f"p{k}"]) for k in ("12", "13", "23")}
+    assert row["error"] == "" and int(row["odd"]) == {"23": 1, "13": 2, "12": 3}[max(p, key=p.get)]
+    assert p["12"] == pytest.approx(p["23"], abs=1e-3)   # images 1 and 3 are the same photo
+
+
+def test_compare_prints_json(folder, random_checkpoint):
+    result = run("compare", folder / "astro.jpg", folder / "mirror.jpg",
+                 "--checkpoint", random_checkpoint)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["verdict"] in ("same expression", "different expression")
+
+
+def test_missing_columns_and_bad_checkpoint_are_clear(folder, random_checkpoint, tmp_path):
+    (folder / "cols.csv").write_text("x,y\n1,2\n")
+    result = run("score-pairs", folder / "cols.csv", "--out", tmp_path / "o.csv",
+                 "--checkpoint", random_checkpoint)
+    assert result.returncode == 2 and "missing column(s) a, b" in result.stderr
+    result = run("compare", folder / "astro.jpg", folder / "astro.jpg",
+                 "--checkpoint", tmp_path / "none.safetensors")
+    assert result.returncode == 2 and "none.safetensors: checkpoint file not found" in result.stderr
