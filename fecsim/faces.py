@@ -17,6 +17,9 @@ from .errors import BoxError, NoFaceError
 from .images import describe, load_image
 
 DETECT_MAX_SIDE = 1024   # MTCNN runs on a copy at most this large: its cost grows with pixels
+MIN_FACE_FRACTION = 0.05  # faces narrower than this share of the photo's longer side are skipped:
+                          # too small to read an expression, and each smaller size MTCNN searches
+                          # for costs another, larger level of its image pyramid
 MIN_FACE_PROB = 0.9      # below this MTCNN's candidates are mostly not faces
 
 
@@ -76,6 +79,7 @@ class FaceCropper:
         scale = min(1.0, DETECT_MAX_SIDE / max(image.size))
         small = image.resize((round(image.width * scale), round(image.height * scale)),
                              Image.BILINEAR) if scale < 1 else image
+        self._mtcnn.min_face_size = max(20, round(MIN_FACE_FRACTION * max(small.size)))
         boxes, probs = self._mtcnn.detect(small)
         if boxes is None:
             return []
