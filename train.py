@@ -43,8 +43,9 @@ grey = True                           # FER2013 is greyscale; colour photos are 
 imagenet = False                      # start from ImageNet weights (needs a network once)
 freeze_trunk = False
 flip_average = True                   # average a face's features with its mirror image's
-face_margin = 0.0                     # detected box widened by this share per side: MTCNN's box
-                                      # framed square matches FER2013's tight crops (see model card)
+face_margin = -0.04                   # detected box widened (<0: narrowed) by this share per side;
+                                      # FER2013's crops are tighter than MTCNN's box: measured with
+                                      # python -m scripts.check_framing <data>/val (model card)
 # FEC (Google's triplets), used instead of labelled folders when fec_train is set
 fec_train = ""                        # FEC train CSV
 fec_images = ""                       # the folder `python -m fecsim.fec download` filled
