@@ -199,7 +199,7 @@ def fit(model, optimizer, scheduler, make_batches, epochs: int, run_dir, device,
             batch = to_device(batch, device)
             with autocast(device):
                 loss, parts = step(batch)
-            if not math.isfinite(float(loss)):
+            if not math.isfinite(float(loss.detach())):
                 raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch + 1}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

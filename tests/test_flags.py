@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -53,7 +54,7 @@ def test_a_flag_stores_everything(flagged_result, tmp_path):
     assert (folder / flag["files"]["original_a"]).read_bytes() == Path(flagged_result[0]).read_bytes()
     assert (folder / flag["files"]["original_b"]).read_bytes() == Path(flagged_result[1]).read_bytes()
     crop = Image.open(folder / flag["files"]["crop_a"])
-    assert list(crop.getdata()) == list(flagged_result[2].getdata())
+    assert np.array_equal(np.asarray(crop), np.asarray(flagged_result[2]))
 
 
 def test_a_wrong_answer_value_is_refused(flagged_result, tmp_path):
