@@ -29,6 +29,8 @@ from fecsim.training import batch_loss, cleanup_distributed, fit, setup_distribu
 
 # data
 data = "../shared/datasets/fer2013"   # labelled folders: <data>/{train,val,test}/<label>/*
+data_source = ("FER2013 (Goodfellow et al., ICML 2013 challenges in representation learning; "
+               "Kaggle), official train/PublicTest/PrivateTest split, research use")
 extra_pairs = ""                      # CSV of labelled pairs of face crops (a,b,same)
 extra_batch_size = 16
 val_fraction = 0.0                    # >0: hold this share of train out for validation instead of val/
@@ -286,7 +288,8 @@ meta = {
     "face": {"margin": face_margin, "square": True, "source_size": 48 if grey else None},
     "calibration": calibration, "training": {"command": command, "settings": config,
                                              "history": history},
-    "data": {"name": root.name, "path": str(root), "classes": class_names},
+    "data": {"name": root.name, "source": data_source, "path": str(root), "classes": class_names,
+             "images": {"train": len(train_images), "validation": len(val_labels)}},
 }
 test_dir = root / "test"
 if test_dir.is_dir():
