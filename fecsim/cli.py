@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from .errors import FecsimError
 from .inference import ExpressionComparer
+from .metrics import odd_from_pair_probabilities
 
 PAIR_IMAGES, TRIPLET_IMAGES = ("a", "b"), ("a", "b", "c")
 
@@ -85,7 +86,7 @@ def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, colum
                 za, zb, zc = (z[k][None] for k in row_keys)
                 p12, p13, p23 = (float(comparer.pair_probabilities(x, y)[0])
                                  for x, y in ((za, zb), (za, zc), (zb, zc)))
-                odd = {0: 3, 1: 2, 2: 1}[max(range(3), key=[p12, p13, p23].__getitem__)]
+                odd = int(odd_from_pair_probabilities(p12, p13, p23))
                 out.update(odd=odd, p12=f"{p12:.4f}", p13=f"{p13:.4f}", p23=f"{p23:.4f}")
             writer.writerow(out)
     tmp.replace(out_path)

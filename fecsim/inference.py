@@ -13,6 +13,7 @@ from torchvision.transforms.functional import pil_to_tensor
 from . import checkpoint
 from .evaluate import calibrated, features
 from .faces import Face, FaceCropper
+from .metrics import odd_from_pair_probabilities
 from .training import pick_device
 
 
@@ -113,8 +114,7 @@ class ExpressionComparer:
                       for s, bx in zip((a, b, c), boxes))
         z = self.features(faces)
         p12, p13, p23 = self.pair_probabilities(z[[0, 0, 1]], z[[1, 2, 2]])
-        # The odd one is the image outside the pair most likely to share an expression.
-        odd = {0: 3, 1: 2, 2: 1}[int(np.argmax([p12, p13, p23]))]
+        odd = int(odd_from_pair_probabilities(p12, p13, p23))
         return TripletResult(odd, {"12": float(p12), "13": float(p13), "23": float(p23)}, faces,
                              time.perf_counter() - start)
 

@@ -71,5 +71,5 @@ def fit_platt(logits, labels, steps: int = 200) -> tuple[float, float]:
 
 def odd_from_pair_probabilities(p12, p13, p23) -> np.ndarray:
     """FEC semantics: the odd one (1, 2 or 3) is the image outside the most similar pair."""
-    stacked = np.stack([np.asarray(p23), np.asarray(p13), np.asarray(p12)], axis=-1)
-    return np.argmax(stacked, axis=-1) + 1
+    stacked = np.stack([np.asarray(p12), np.asarray(p13), np.asarray(p23)], axis=-1)
+    return np.array([3, 2, 1])[np.argmax(stacked, axis=-1)]   # a tie goes to the earlier pair
