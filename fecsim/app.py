@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw
 
 from . import checkpoint
 from .errors import BoxError, FecsimError
+from .faces import parse_box
 from .flags import ANSWERS, PairFlagLogger
 from .inference import ExpressionComparer
 
@@ -61,20 +62,6 @@ def _ready() -> ExpressionComparer:
     if torch.cuda.is_available() and _comparer.device.type != "cuda":
         _comparer.to("cuda")
     return _comparer
-
-
-def parse_box(text, label: str):
-    """'x0, y0, x1, y1' in pixels -> a tuple, or None when empty."""
-    if text is None or not str(text).strip():
-        return None
-    parts = str(text).replace(",", " ").split()
-    try:
-        box = tuple(float(p) for p in parts)
-    except ValueError:
-        box = ()
-    if len(box) != 4:
-        raise BoxError(f"{label}: a box is four numbers x0, y0, x1, y1 in pixels (got {text!r})")
-    return box
 
 
 def choose_box(path: str, box_text, face_number, label: str):

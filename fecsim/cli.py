@@ -21,17 +21,11 @@ import torch
 from tqdm import tqdm
 
 from .errors import FecsimError
+from .faces import parse_box
 from .inference import ExpressionComparer
 from .metrics import odd_from_pair_probabilities
 
 PAIR_IMAGES, TRIPLET_IMAGES = ("a", "b"), ("a", "b", "c")
-
-
-def parse_box(text: str | None):
-    """'x0 y0 x1 y1' (spaces or commas) -> a tuple, or None when empty."""
-    if not text or not text.strip():
-        return None
-    return tuple(text.replace(",", " ").split())
 
 
 def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, columns: tuple,
@@ -55,7 +49,8 @@ def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, colum
             key = (str(path), row.get(f"box_{col}") or "")
             if key not in faces and key not in errors:
                 try:
-                    faces[key] = comparer.face(path, parse_box(key[1]), assume_cropped=assume_cropped)
+                    box = parse_box(key[1], f"{path} box_{col}")
+                    faces[key] = comparer.face(path, box, assume_cropped=assume_cropped)
                 except FecsimError as exc:
                     errors[key] = f"{col}: {exc}"
             row_keys.append(key)

@@ -42,6 +42,20 @@ def fec_box_to_pixels(box, width: int, height: int) -> tuple:
     return (left * width, top * height, right * width, bottom * height)
 
 
+def parse_box(text, name: str = "image"):
+    """'x0 y0 x1 y1' in pixels (spaces or commas) -> a tuple of floats, or None when empty."""
+    if text is None or not str(text).strip():
+        return None
+    parts = str(text).replace(",", " ").split()
+    try:
+        box = tuple(float(p) for p in parts)
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise BoxError(f"{name}: a box is four numbers x0, y0, x1, y1 in pixels (got {text!r})")
+    return box
+
+
 def check_box(box, width: int, height: int, name: str = "image") -> tuple:
     """Validate a pixel box and clip it to the image; BoxError if it is malformed or empty."""
     try:
