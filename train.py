@@ -44,6 +44,8 @@ image_size = 48                       # FER2013's own resolution: detected faces
 grey = True                           # FER2013 is greyscale; colour photos are turned grey to match
 imagenet = False                      # start from ImageNet weights (needs a network once)
 freeze_trunk = False
+init_from = ""                        # start from this fecsim checkpoint's weights (fine-tuning, e.g.
+                                      # the shipped model on flagged pairs); its history is kept
 flip_average = True                   # average a face's features with its mirror image's
 face_margin = -0.04                   # detected box widened (<0: narrowed) by this share per side;
                                       # FER2013's crops are tighter than MTCNN's box: measured with
@@ -121,11 +123,11 @@ torch.manual_seed(seed)
 ddp = setup_distributed(device or None)   # one plain process unless started by torchrun
 dev, is_main = ddp.device, ddp.is_main
 log = print if is_main else (lambda *a, **k: None)
+if dev.type == "cuda":
+    torch.backends.cudnn.benchmark = True   # fixed input size: let cuDNN pick its fastest kernels
 if fec_train:
     from fecsim.fec import datasets as fec_data, evaluate as fec_eval
     from fecsim.fec.reader import read_triplets
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True   # fixed input size: let cuDNN pick its fastest kernels
     crops = fec_data.CropCache(fec_images)
     triplets, report = read_triplets(fec_train)
     usable = crops.usable(triplets, fec_min_agreement)
@@ -169,6 +171,16 @@ model = SiameseResNet18(ModelConfig(head=head, embed_dim=embed_dim, pair_hidden=
                                     num_classes=len(class_names) if class_loss_weight > 0 else 0,
                                     class_names=class_names),
                         imagenet=imagenet, freeze_trunk=freeze_trunk).to(dev)
+parent = None
+if init_from:
+    parent_model, parent_meta = checkpoint.load(init_from, "cpu")
+    try:
+        model.load_state_dict(parent_model.state_dict())
+    except RuntimeError as exc:
+        sys.exit(f"{init_from} does not fit this run's model settings (head, embed_dim, "
+                 f"pair_hidden, classes): {exc}")
+    parent = {"path": init_from, "sha256": checkpoint.sha256(init_from),
+              "training": parent_meta.get("training")}
 params = [p for p in model.parameters() if p.requires_grad]
 opt = (torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if optimizer == "adamw"
        else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay))
@@ -214,7 +226,7 @@ def validate(m):
         result, _, _ = fec_eval.evaluate_triplets(m, view, val_triplets, crops, dev, workers=workers)
         return {"val_triplet_acc": result["triplet_accuracy"]["all"]["accuracy"],
                 "val_triplet_acc_embedding": result["triplet_accuracy_embedding"]["all"]["accuracy"]}
-    z, labels = evaluate.split_features(m, val_images, dev, flip_average=flip_average)
+    z, labels = evaluate.split_features(m, val_images, dev, flip_average=flip_average, workers=workers)
     labels = torch.as_tensor(val_labels).numpy()
     cal = evaluate.calibrate(m, z, labels, val_pairs, eval_seed, dev)
     res = {"val_auc": evaluate.score(m, z, labels, cal, val_pairs, 0, eval_seed + 1, dev)["pair_auc"]}
@@ -255,7 +267,8 @@ if fec_train:
         "face": {"margin": crops.settings["margin"], "square": crops.settings.get("square", True),
                  "source_size": None},
         "calibration": calibration, "training": {"command": command, "settings": config,
-                                                 "history": history, "processes": ddp.world_size},
+                                                 "history": history, "processes": ddp.world_size,
+                                                 "init_from": parent},
         "data": {"name": "FEC", "train_csv": fec_train, "images": fec_images,
                  "crop_size": crops.settings["size"], "rows": report.rows,
                  "malformed_rows": report.skipped, "usable_triplets": len(usable),
@@ -281,13 +294,14 @@ if fec_train:
     sys.exit(0)
 
 # Calibrate on validation pairs, score the test split, export.
-z, labels = evaluate.split_features(model, val_images, dev, flip_average=flip_average)
+z, labels = evaluate.split_features(model, val_images, dev, flip_average=flip_average,
+                                    workers=workers)
 calibration = evaluate.calibrate(model, z, torch.as_tensor(val_labels).numpy(), val_pairs, eval_seed, dev)
 meta = {
     "input_size": image_size, "grey": grey, "flip_average": flip_average,
     "face": {"margin": face_margin, "square": True, "source_size": 48 if grey else None},
     "calibration": calibration, "training": {"command": command, "settings": config,
-                                             "history": history},
+                                             "history": history, "init_from": parent},
     "data": {"name": root.name, "source": data_source, "path": str(root), "classes": class_names,
              "images": {"train": len(train_images), "validation": len(val_labels)}},
 }

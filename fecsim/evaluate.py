@@ -10,9 +10,10 @@ from .data import eval_transform, labelled_folder, sample_pairs, sample_triplets
 
 
 @torch.no_grad()
-def split_features(model, dataset, device, batch_size: int = 256, flip_average: bool = True):
+def split_features(model, dataset, device, batch_size: int = 256, flip_average: bool = True,
+                   workers: int = 0):
     """z for every image of a dataset, in order, with the labels."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
     feats, labels = [], []
     for images, y in loader:
         feats.append(features(model, images.to(device), flip_average).cpu())

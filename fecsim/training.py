@@ -209,7 +209,7 @@ def fit(model, optimizer, scheduler, make_batches, epochs: int, run_dir, device,
             count += 1
             images += sum(len(v) for k, v in batch.items()
                           if k in ("images", "a", "b", "anchor", "positive", "negative"))
-            for k, v in dict(parts, loss=float(loss)).items():
+            for k, v in dict(parts, loss=float(loss.detach())).items():
                 sums[k] = sums.get(k, 0.0) + v
             bar.set_postfix(loss=f"{sums['loss'] / count:.4f}", refresh=False)
         record = {"epoch": epoch + 1, **{k: round(v / max(count, 1), 5) for k, v in sums.items()},

@@ -94,3 +94,29 @@ def test_unknown_setting_is_refused():
     result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--no_such_thing=1"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "unknown setting" in result.stderr
+
+
+def test_train_py_fine_tunes_from_a_checkpoint(folders, tmp_path):
+    def train(*extra):
+        return subprocess.run(
+            [sys.executable, str(ROOT / "train.py"), f"--data={folders}", "--epochs=1",
+             "--batch_size=12", "--workers=0", "--val_pairs=60", "--test_pairs=40",
+             "--test_triplets=30", *extra],
+            cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+            timeout=600)
+    parent = tmp_path / "parent.safetensors"
+    first = train(f"--out_dir={tmp_path / 'a'}", f"--export={parent}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    child = tmp_path / "child.safetensors"
+    # A learning rate of ~0 keeps the weights where they started: the parent's.
+    second = train(f"--out_dir={tmp_path / 'b'}", f"--export={child}", f"--init_from={parent}",
+                   "--lr=1e-12", "--seed=1")
+    assert second.returncode == 0, second.stderr[-3000:]
+    child_model, parent_model = ExpressionComparer.load(child), ExpressionComparer.load(parent)
+    for name in ("trunk.conv1.weight", "trunk.layer4.1.conv2.weight", "pair_head.0.weight"):
+        assert torch.allclose(child_model.model.get_parameter(name), parent_model.model.get_parameter(name))
+    meta = child_model.meta["training"]
+    assert meta["init_from"]["sha256"] == parent_model.sha256
+    assert meta["init_from"]["training"]["history"][0]["epoch"] == 1   # the parent's own record
+    misfit = train(f"--out_dir={tmp_path / 'c'}", f"--init_from={parent}", "--embed_dim=16")
+    assert misfit.returncode != 0 and "does not fit this run's model settings" in misfit.stderr
