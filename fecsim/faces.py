@@ -8,6 +8,7 @@ being resized to the model's input size, so that framing, colour and sharpness m
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,9 +18,9 @@ from .errors import BoxError, NoFaceError
 from .images import describe, load_image
 
 DETECT_MAX_SIDE = 1024   # MTCNN runs on a copy at most this large: its cost grows with pixels
-MIN_FACE_FRACTION = 0.05  # faces narrower than this share of the photo's longer side are skipped:
-                          # too small to read an expression, and each smaller size MTCNN searches
-                          # for costs another, larger level of its image pyramid
+MIN_FACE_FRACTION = 0.08  # faces narrower than this share of the photo's longer side are skipped:
+                          # in a 640 px webcam frame that is about FER2013's own 48 px, and each
+                          # smaller size MTCNN searches for costs another, larger pyramid level
 MIN_FACE_PROB = 0.9      # below this MTCNN's candidates are mostly not faces
 
 
@@ -77,7 +78,7 @@ class FaceCropper:
                  square: bool = True, source_size: int | None = 48, device="cpu"):
         self.input_size, self.grey, self.margin = input_size, grey, margin
         self.square, self.source_size, self.device = square, source_size, device
-        self._mtcnn = None
+        self._local = threading.local()   # one MTCNN per thread: detect() sets min_face_size
 
     @classmethod
     def from_meta(cls, meta: dict, device="cpu") -> "FaceCropper":
@@ -87,14 +88,15 @@ class FaceCropper:
 
     def detect(self, image: Image.Image) -> list[tuple]:
         """Face boxes (x0, y0, x1, y1, probability), largest first."""
-        if self._mtcnn is None:
+        mtcnn = getattr(self._local, "mtcnn", None)
+        if mtcnn is None:
             from facenet_pytorch import MTCNN  # imported late: it pulls in its weights
-            self._mtcnn = MTCNN(keep_all=True, device=self.device)
+            mtcnn = self._local.mtcnn = MTCNN(keep_all=True, device=self.device)
         scale = min(1.0, DETECT_MAX_SIDE / max(image.size))
         small = image.resize((round(image.width * scale), round(image.height * scale)),
                              Image.BILINEAR) if scale < 1 else image
-        self._mtcnn.min_face_size = max(20, round(MIN_FACE_FRACTION * max(small.size)))
-        boxes, probs = self._mtcnn.detect(small)
+        mtcnn.min_face_size = max(20, round(MIN_FACE_FRACTION * max(small.size)))
+        boxes, probs = mtcnn.detect(small)
         if boxes is None:
             return []
         # facenet-pytorch 2.5.3 may hand back object-dtype arrays: make them plain floats.
@@ -116,7 +118,9 @@ class FaceCropper:
         else:
             found = self.detect(image)
             if not found:
-                raise NoFaceError(f"{name}: no face found")
+                raise NoFaceError(f"{name}: no face found (faces narrower than "
+                                  f"{MIN_FACE_FRACTION:.0%} of the photo are skipped: crop the "
+                                  "photo or give the face's box)")
             box = found[0][:4]
         return Face(self.crop(image, box), tuple(round(v, 1) for v in box), image,
                     [tuple(round(v, 1) for v in f[:4]) for f in found])
@@ -138,4 +142,5 @@ class FaceCropper:
         if self.source_size:
             # Through the training images' own resolution, so detail and blur match them.
             face = face.resize((self.source_size, self.source_size), Image.BICUBIC, reducing_gap=2.0)
-        return face.resize((self.input_size, self.input_size), Image.BICUBIC).convert("RGB")
+        # Bilinear up to the input size, as torchvision resizes the training images.
+        return face.resize((self.input_size, self.input_size), Image.BILINEAR).convert("RGB")

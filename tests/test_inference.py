@@ -63,3 +63,11 @@ def test_result_serialises(comparer, astronaut):
 def test_sha256_identifies_the_checkpoint(comparer, random_checkpoint):
     import hashlib
     assert comparer.sha256 == hashlib.sha256(random_checkpoint.read_bytes()).hexdigest()
+
+
+def test_faces_found_side_by_side_match_one_at_a_time(comparer, astronaut):
+    other = np.asarray(Image.fromarray(astronaut).rotate(8))
+    together = comparer.faces((astronaut, other, astronaut), (None, None, None))
+    alone = [comparer.face(image) for image in (astronaut, other, astronaut)]
+    assert [f.box for f in together] == [f.box for f in alone]
+    assert all(np.array_equal(np.asarray(t.crop), np.asarray(a.crop)) for t, a in zip(together, alone))
