@@ -96,7 +96,7 @@ PRESETS = {
                 fec_test="data/fec/faceexp-comparison-data-test-public.csv",
                 grey=False, image_size=112, class_loss_weight=0.0, label_smoothing=0.0,
                 epochs=10, batch_size=256, lr=1e-3, weight_decay=0.05, flip_average=True,
-                val_fraction=0.02, workers=8, out_dir="runs/fec",
+                val_fraction=0.005, workers=8, out_dir="runs/fec",
                 export="checkpoints/fecsim-fec.safetensors"),
 }
 
@@ -137,12 +137,22 @@ if fec_train:
     if len(usable) < 2:
         sys.exit(f"{len(usable)} usable FEC triplets in {fec_train} with crops in {fec_images}: "
                  "download the faces first (python -m fecsim.fec download)")
-    # FEC has no validation split: hold out triplets (2 % when val_fraction is 0) for the
-    # per-epoch score and the final calibration.
-    order = torch.randperm(len(usable), generator=torch.Generator().manual_seed(seed)).tolist()
-    n_val = max(1, int(len(order) * (val_fraction or 0.02)))
-    val_triplets = [usable[i] for i in order[:n_val]]
-    train_triplets = [usable[i] for i in order[n_val:]]
+    # FEC has no validation split: hold out triplets (0.5 % when val_fraction is 0) for the
+    # per-epoch score and the final calibration, with no face shared with training; the thesis
+    # split at random (its validation shared faces with training), and so does fec_mode=thesis.
+    if fec_mode == "thesis":
+        order = torch.randperm(len(usable), generator=torch.Generator().manual_seed(seed)).tolist()
+        n_val = max(1, int(len(order) * (val_fraction or 0.005)))
+        val_triplets, train_triplets = [usable[i] for i in order[:n_val]], [usable[i] for i in order[n_val:]]
+        dropped = 0
+    else:
+        train_triplets, val_triplets, dropped = fec_data.holdout_by_faces(
+            usable, val_fraction or 0.005, seed)
+        if not train_triplets:
+            sys.exit(f"every training triplet shares a face with the {len(val_triplets)} held out "
+                     f"for validation: lower val_fraction ({val_fraction or 0.005})")
+    log(f"{len(train_triplets)} training and {len(val_triplets)} validation triplets; {dropped} "
+        "dropped for sharing a face with validation")
     augment = train_transform(image_size, grey, thesis_augment)
     if fec_mode == "triplet":
         train_images = fec_data.TripletFaces(train_triplets, crops, augment)
@@ -274,7 +284,8 @@ if fec_train:
         "data": {"name": "FEC", "train_csv": fec_train, "images": fec_images,
                  "crop_size": crops.settings["size"], "rows": report.rows,
                  "malformed_rows": report.skipped, "usable_triplets": len(usable),
-                 "train_triplets": len(train_triplets), "val_triplets": len(val_triplets)},
+                 "train_triplets": len(train_triplets), "val_triplets": len(val_triplets),
+                 "dropped_sharing_val_faces": dropped},
         "metrics": {"fec_val": val_result},
     }
     if fec_test:

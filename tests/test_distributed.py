@@ -17,15 +17,19 @@ ROOT = Path(__file__).resolve().parent.parent
 TYPES = ("ONE_CLASS_TRIPLET", "TWO_CLASS_TRIPLET", "THREE_CLASS_TRIPLET")
 
 
-def tiny_fec(tmp_path, n_faces=12, n_train=32, n_test=6):
+def tiny_fec(tmp_path, n_faces=24, n_train=32, n_test=6, groups=4):
     faces = [face(i) for i in range(n_faces)]
     images = make_cache(tmp_path / "images", faces, size=32)
     rng = np.random.default_rng(0)
+    size = n_faces // groups
 
     def rows(n):
+        # Triplet i takes its faces from group i % groups, so a face-disjoint validation split
+        # (one group) leaves the other groups' triplets for training.
         out = []
         for i in range(n):
-            picked = [faces[j] for j in rng.choice(n_faces, 3, replace=False)]
+            group = i % groups
+            picked = [faces[group * size + j] for j in rng.choice(size, 3, replace=False)]
             answer = int(rng.integers(1, 4))
             out.append(row([(f.url, f.box) for f in picked], TYPES[i % 3], [answer] * 4 + [1, 2]))
         return out
@@ -58,6 +62,9 @@ def check_checkpoint(tmp_path, images, faces, processes):
     assert comparer.meta["training"]["processes"] == processes
     assert comparer.meta["grey"] is False and comparer.meta["face"]["margin"] == 0.1
     assert comparer.meta["face"]["source_size"] is None
+    # A quarter held out, face-disjoint: one of the four face groups, nothing dropped.
+    data = comparer.meta["data"]
+    assert (data["train_triplets"], data["val_triplets"], data["dropped_sharing_val_faces"]) == (24, 8, 0)
     test = comparer.meta["metrics"]["fec_test"]
     assert test["counts"]["listed"] == 6 and test["triplet_accuracy"]["all"]["triplets"] > 0
     result = comparer.compare(crop_path(images, faces[0]), crop_path(images, faces[1]),

@@ -8,8 +8,8 @@ import torch
 from fec_testdata import face, make_cache, row, write_csv
 from fecsim.fec import evaluate as fec_eval
 from fecsim.fec.__main__ import main
-from fecsim.fec.datasets import (CropCache, TripletFaces, closer_farther_pairs, split_odd,
-                                 thesis_pairs)
+from fecsim.fec.datasets import (CropCache, TripletFaces, closer_farther_pairs, holdout_by_faces,
+                                 split_odd, thesis_pairs)
 from fecsim.fec.reader import Triplet, majority, read_triplets
 
 ONE, TWO, THREE = "ONE_CLASS_TRIPLET", "TWO_CLASS_TRIPLET", "THREE_CLASS_TRIPLET"
@@ -75,6 +75,20 @@ def test_margins_and_pair_views():
     assert closer_farther_pairs([t_odd1]) == [(b, c, 1.0), (b, a, 0.0), (c, a, 0.0)]
     with pytest.raises(ValueError):
         split_odd(Triplet((a, b, c), TWO, (("r", 1), ("s", 2)), 3))
+
+
+def test_holdout_shares_no_face_with_training():
+    # Two clusters of faces: triplets 0-2 share faces 1-4, triplets 3-5 share faces 11-14,
+    # and triplet 6 bridges them through faces 4 and 11.
+    ids = [(1, 2, 3), (2, 3, 4), (1, 3, 4), (11, 12, 13), (12, 13, 14), (11, 13, 14), (4, 11, 20)]
+    triplets = [Triplet(tuple(face(i) for i in t), TWO, (("r", 1),), n) for n, t in enumerate(ids)]
+    for seed in range(10):
+        train, val, dropped = holdout_by_faces(triplets, 2 / 7, seed)
+        val_faces = {f for t in val for f in t.faces}
+        assert len(val) == 2 and len(train) + len(val) + dropped == len(triplets)
+        assert not any(f in val_faces for t in train for f in t.faces)
+        # Validation grows through shared faces: its two triplets share one (6 faces otherwise).
+        assert len(val_faces) <= 5
 
 
 def test_accuracy_by_type_hand_computed():

@@ -10,6 +10,8 @@ Two pair views of a triplet whose majority names the odd one out:
 from __future__ import annotations
 
 import os
+import random
+from collections import defaultdict, deque
 from pathlib import Path
 
 import torch
@@ -46,6 +48,42 @@ class CropCache:
         return [t for t in triplets
                 if t.majority is not None and t.agreement >= min_agreement
                 and all(f in self for f in t.faces)]
+
+
+def holdout_by_faces(triplets, fraction: float, seed: int = 0):
+    """(train, validation, dropped): validation triplets share no face with training ones.
+
+    FEC reuses each face in several triplets, so a plain random split would score the model on
+    faces it trained on. Validation grows as a connected block of the face-sharing graph (from
+    random seeds, breadth first), which keeps its distinct faces few; training triplets that
+    touch any of them are dropped rather than leaked.
+    """
+    triplets = list(triplets)
+    target = max(1, round(len(triplets) * fraction))
+    by_face = defaultdict(list)
+    for i, t in enumerate(triplets):
+        for f in t.faces:
+            by_face[f].append(i)
+    order = list(range(len(triplets)))
+    random.Random(seed).shuffle(order)
+    chosen, faces, queue = set(), set(), deque()
+    for start in order:
+        if len(chosen) >= target:
+            break
+        queue.append(start)
+        while queue and len(chosen) < target:
+            i = queue.popleft()
+            if i in chosen:
+                continue
+            chosen.add(i)
+            for f in triplets[i].faces:
+                if f not in faces:
+                    faces.add(f)
+                    queue.extend(by_face[f])
+    validation = [triplets[i] for i in sorted(chosen)]
+    rest = [t for i, t in enumerate(triplets) if i not in chosen]
+    train = [t for t in rest if not any(f in faces for f in t.faces)]
+    return train, validation, len(rest) - len(train)
 
 
 def split_odd(triplet: Triplet) -> tuple[FaceRef, FaceRef, FaceRef]:
