@@ -39,29 +39,40 @@ def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, colum
     if missing:
         raise FecsimError(f"{in_path}: missing column(s) {', '.join(missing)}; found {fields}")
 
-    faces, errors = {}, {}   # each distinct (image, box) is detected once
-    keys = []
-    for i, row in enumerate(tqdm(rows, desc="faces", file=sys.stderr, mininterval=2)):
-        row_keys = []
-        for col in columns:
-            path = Path(row[col])
-            path = path if path.is_absolute() else in_path.parent / path
-            key = (str(path), row.get(f"box_{col}") or "")
-            if key not in faces and key not in errors:
-                try:
-                    box = parse_box(key[1], f"{path} box_{col}")
-                    faces[key] = comparer.face(path, box, assume_cropped=assume_cropped)
-                except FecsimError as exc:
-                    errors[key] = f"{col}: {exc}"
-            row_keys.append(key)
-        keys.append(row_keys)
+    def key(row, col):
+        path = Path(row[col])
+        return str(path if path.is_absolute() else in_path.parent / path), row.get(f"box_{col}") or ""
 
-    good = list(faces)
+    def find(k):
+        try:
+            return comparer.face(k[0], parse_box(k[1], f"{k[0]} box"), assume_cropped=assume_cropped)
+        except FecsimError as exc:
+            return exc
+
+    keys = [[key(row, col) for col in columns] for row in rows]
+    distinct = list(dict.fromkeys(k for row_keys in keys for k in row_keys))  # each detected once
+    # One at a time: on a long list MTCNN keeps the cores busy (threads measured no faster here).
+    found = {k: find(k) for k in tqdm(distinct, desc="faces", file=sys.stderr, mininterval=2)}
+    good = [k for k in distinct if not isinstance(found[k], FecsimError)]
     z = {}
     for start in tqdm(range(0, len(good), batch_size), desc="embed", file=sys.stderr, mininterval=2):
         chunk = good[start:start + batch_size]
-        for key, feats in zip(chunk, comparer.features([faces[k] for k in chunk])):
-            z[key] = feats
+        z.update(zip(chunk, comparer.features([found[k] for k in chunk])))
+
+    scored = [row_keys for row_keys in keys if all(k in z for k in row_keys)]
+    results = []
+    if scored:   # every scorable row at once
+        zs = [torch.stack([z[row_keys[i]] for row_keys in scored]) for i in range(len(columns))]
+        if len(columns) == 2:
+            results = [{"probability": f"{p:.4f}", "same": int(p >= comparer.threshold)}
+                       for p in comparer.pair_probabilities(*zs)]
+        else:
+            za, zb, zc = zs
+            p12, p13, p23 = (comparer.pair_probabilities(x, y) for x, y in ((za, zb), (za, zc), (zb, zc)))
+            odd = odd_from_pair_probabilities(p12, p13, p23)
+            results = [{"odd": int(o), "p12": f"{a:.4f}", "p13": f"{b:.4f}", "p23": f"{c:.4f}"}
+                       for o, a, b, c in zip(odd, p12, p13, p23)]
+    results = iter(results)
 
     out_fields = fields + (["probability", "same"] if len(columns) == 2 else ["odd", "p12", "p13", "p23"]) + ["error"]
     failed = 0
@@ -70,19 +81,12 @@ def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, colum
         writer = csv.DictWriter(f, fieldnames=out_fields)
         writer.writeheader()
         for row, row_keys in zip(rows, keys):
-            problems = [errors[k] for k in row_keys if k in errors]
+            problems = [f"{col}: {found[k]}" for col, k in zip(columns, row_keys) if k not in z]
             out = dict(row, error="; ".join(problems))
             if problems:
                 failed += 1
-            elif len(columns) == 2:
-                p = float(comparer.pair_probabilities(z[row_keys[0]][None], z[row_keys[1]][None])[0])
-                out.update(probability=f"{p:.4f}", same=int(p >= comparer.threshold))
             else:
-                za, zb, zc = (z[k][None] for k in row_keys)
-                p12, p13, p23 = (float(comparer.pair_probabilities(x, y)[0])
-                                 for x, y in ((za, zb), (za, zc), (zb, zc)))
-                odd = int(odd_from_pair_probabilities(p12, p13, p23))
-                out.update(odd=odd, p12=f"{p12:.4f}", p13=f"{p13:.4f}", p23=f"{p23:.4f}")
+                out.update(next(results))
             writer.writerow(out)
     tmp.replace(out_path)
     return len(rows), failed
