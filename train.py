@@ -24,6 +24,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from fecsim import checkpoint, evaluate
 from fecsim.data import PairsCSV, eval_transform, labelled_folder, train_transform
+from fecsim.errors import FecsimError
 from fecsim.model import ModelConfig, SiameseResNet18
 from fecsim.training import batch_loss, cleanup_distributed, fit, setup_distributed
 
@@ -128,42 +129,15 @@ log = print if is_main else (lambda *a, **k: None)
 if dev.type == "cuda":
     torch.backends.cudnn.benchmark = True   # fixed input size: let cuDNN pick its fastest kernels
 if fec_train:
-    from fecsim.fec import datasets as fec_data, evaluate as fec_eval
-    from fecsim.fec.reader import read_triplets
-    crops = fec_data.CropCache(fec_images)
-    triplets, report = read_triplets(fec_train)
-    usable = crops.usable(triplets, fec_min_agreement)
-    log(f"{report.summary()}; {len(usable)} with a clear majority and all three faces cached")
-    if len(usable) < 2:
-        sys.exit(f"{len(usable)} usable FEC triplets in {fec_train} with crops in {fec_images}: "
-                 "download the faces first (python -m fecsim.fec download)")
-    # FEC has no validation split: hold out triplets (0.5 % when val_fraction is 0) for the
-    # per-epoch score and the final calibration, with no face shared with training; the thesis
-    # split at random (its validation shared faces with training), and so does fec_mode=thesis.
-    if fec_mode == "thesis":
-        order = torch.randperm(len(usable), generator=torch.Generator().manual_seed(seed)).tolist()
-        n_val = max(1, int(len(order) * (val_fraction or 0.005)))
-        val_triplets, train_triplets = [usable[i] for i in order[:n_val]], [usable[i] for i in order[n_val:]]
-        dropped = 0
-    else:
-        train_triplets, val_triplets, dropped = fec_data.holdout_by_faces(
-            usable, val_fraction or 0.005, seed)
-        if not train_triplets:
-            sys.exit(f"every training triplet shares a face with the {len(val_triplets)} held out "
-                     f"for validation: lower val_fraction ({val_fraction or 0.005})")
-    log(f"{len(train_triplets)} training and {len(val_triplets)} validation triplets; {dropped} "
-        "dropped for sharing a face with validation")
-    augment = train_transform(image_size, grey, thesis_augment)
-    if fec_mode == "triplet":
-        train_images = fec_data.TripletFaces(train_triplets, crops, augment)
-    elif fec_mode in ("pairs", "thesis"):
-        pairs = (fec_data.closer_farther_pairs if fec_mode == "pairs" else fec_data.thesis_pairs)
-        train_images = fec_data.PairFaces(pairs(train_triplets), crops, augment)
-    else:
-        sys.exit(f"unknown fec_mode {fec_mode!r}: triplet, pairs or thesis")
-    class_names, val_labels = [], val_triplets
+    from fecsim.fec.evaluate import format_report
+    from fecsim.fec.training import FecRun
+    try:
+        fec = FecRun(fec_train, fec_images, fec_mode, fec_min_agreement, val_fraction, seed, log)
+    except FecsimError as exc:
+        sys.exit(str(exc))
+    train_images = fec.dataset(train_transform(image_size, grey, thesis_augment))
+    class_names, val_labels = [], fec.val
     view = {"input_size": image_size, "grey": grey, "flip_average": flip_average}  # as in the meta
-    root = Path(fec_images)
 else:
     root = Path(data)
     train_set = labelled_folder(root / "train", train_transform(image_size, grey, thesis_augment))
@@ -235,9 +209,7 @@ def batches(epoch):
 
 def validate(m):
     if fec_train:
-        result, _, _ = fec_eval.evaluate_triplets(m, view, val_triplets, crops, dev, workers=workers)
-        return {"val_triplet_acc": result["triplet_accuracy"]["all"]["accuracy"],
-                "val_triplet_acc_embedding": result["triplet_accuracy_embedding"]["all"]["accuracy"]}
+        return fec.validate(m, view, dev, workers)
     z, labels = evaluate.split_features(m, val_images, dev, flip_average=flip_average, workers=workers)
     labels = torch.as_tensor(val_labels).numpy()
     cal = evaluate.calibrate(m, z, labels, val_pairs, eval_seed, dev)
@@ -267,64 +239,33 @@ if not is_main:
     sys.exit(0)
 
 model.eval()
+training = {"command": command, "settings": config, "history": history,
+            "processes": ddp.world_size, "init_from": parent}
 if fec_train:
-    # Calibrate on the held-out triplets' closer/farther pairs, score FEC's test file, export.
-    val_result, logits, odd = fec_eval.evaluate_triplets(model, view, val_triplets, crops, dev,
-                                                         workers=workers)
-    calibration = fec_eval.calibration_from_triplets(logits, odd)
-    val_result["thesis_pairs"] = fec_eval.thesis_pair_view(logits, odd, calibration)
+    meta = {"input_size": image_size, "grey": grey, "flip_average": flip_average,
+            **fec.finish(model, view, dev, fec_test, workers), "training": training}
+    if "fec_test" in meta["metrics"]:
+        print(format_report(meta["metrics"]["fec_test"]))
+else:
+    # Calibrate on validation pairs, score the test split.
+    z, labels = evaluate.split_features(model, val_images, dev, flip_average=flip_average,
+                                        workers=workers)
+    calibration = evaluate.calibrate(model, z, torch.as_tensor(val_labels).numpy(), val_pairs,
+                                     eval_seed, dev)
     meta = {
         "input_size": image_size, "grey": grey, "flip_average": flip_average,
-        # The app frames a detected face the way the downloader framed FEC's boxes.
-        "face": {"margin": crops.settings["margin"], "square": crops.settings.get("square", True),
-                 "source_size": None},
-        "calibration": calibration, "training": {"command": command, "settings": config,
-                                                 "history": history, "processes": ddp.world_size,
-                                                 "init_from": parent},
-        "data": {"name": "FEC", "train_csv": fec_train, "images": fec_images,
-                 "crop_size": crops.settings["size"], "rows": report.rows,
-                 "malformed_rows": report.skipped, "usable_triplets": len(usable),
-                 "train_triplets": len(train_triplets), "val_triplets": len(val_triplets),
-                 "dropped_sharing_val_faces": dropped},
-        "metrics": {"fec_val": val_result},
+        "face": {"margin": face_margin, "square": True, "source_size": 48 if grey else None},
+        "calibration": calibration, "training": training,
+        "data": {"name": root.name, "source": data_source, "path": str(root), "classes": class_names,
+                 "images": {"train": len(train_images), "validation": len(val_labels)}},
     }
-    if fec_test:
-        test_triplets, test_report = read_triplets(fec_test)
-        test_usable = crops.usable(test_triplets, fec_min_agreement)
-        test_result, _, _ = fec_eval.evaluate_triplets(model, view, test_usable, crops, dev,
-                                                       calibration, workers=workers)
-        test_result["counts"] = {
-            "listed": len(test_triplets), "malformed_rows": test_report.skipped,
-            "clear_majority": sum(t.majority is not None and t.agreement >= fec_min_agreement
-                                  for t in test_triplets),
-            "evaluated": len(test_usable)}
-        meta["metrics"]["fec_test"] = test_result
-        print(fec_eval.format_report(test_result))
-    path = checkpoint.save(export, model, meta)
-    (Path(out_dir) / "metrics.json").write_text(json.dumps(meta["metrics"], indent=2))
-    print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    cleanup_distributed()
-    sys.exit(0)
-
-# Calibrate on validation pairs, score the test split, export.
-z, labels = evaluate.split_features(model, val_images, dev, flip_average=flip_average,
-                                    workers=workers)
-calibration = evaluate.calibrate(model, z, torch.as_tensor(val_labels).numpy(), val_pairs, eval_seed, dev)
-meta = {
-    "input_size": image_size, "grey": grey, "flip_average": flip_average,
-    "face": {"margin": face_margin, "square": True, "source_size": 48 if grey else None},
-    "calibration": calibration, "training": {"command": command, "settings": config,
-                                             "history": history, "init_from": parent},
-    "data": {"name": root.name, "source": data_source, "path": str(root), "classes": class_names,
-             "images": {"train": len(train_images), "validation": len(val_labels)}},
-}
-test_dir = root / "test"
-if test_dir.is_dir():
-    meta["metrics"] = {"test": evaluate.evaluate_folder(model, meta, test_dir, test_pairs,
-                                                        test_triplets, eval_seed, dev)}
+    if (root / "test").is_dir():
+        meta["metrics"] = {"test": evaluate.evaluate_folder(model, meta, root / "test", test_pairs,
+                                                            test_triplets, eval_seed, dev)}
 path = checkpoint.save(export, model, meta)
 (Path(out_dir) / "metrics.json").write_text(json.dumps(meta.get("metrics", {}), indent=2))
 print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
-print(json.dumps({k: v for k, v in meta.get("metrics", {}).get("test", {}).items()
-                  if k != "reliability"}, indent=2))
+if not fec_train:
+    print(json.dumps({k: v for k, v in meta.get("metrics", {}).get("test", {}).items()
+                      if k != "reliability"}, indent=2))
 cleanup_distributed()

@@ -162,3 +162,32 @@ def test_calibration_from_triplets_separates_closer_pairs():
     cal = fec_eval.calibration_from_triplets(logits, odd)
     assert cal["scale"] > 0 and cal["fit_accuracy"] > 0.9 and cal["fitted_on_pairs"] == 900
     assert 0 < cal["threshold"] < 1
+
+
+def test_fec_run_modes_and_clear_errors(tmp_path):
+    from fecsim.data import eval_transform
+    from fecsim.errors import FecsimError
+    from fecsim.fec.training import FecRun
+    faces = [face(i) for i in range(12)]
+    images = make_cache(tmp_path / "images", faces)
+    # Two groups of six faces, six triplets each: validation takes three of one group, drops that
+    # group's other three (they share its faces) and leaves the other group for training.
+    lines = [row([(f.url, f.box) for f in faces[6 * (i % 2) + (i % 3): 6 * (i % 2) + (i % 3) + 3]],
+                 TWO, [1 + i % 3] * 4) for i in range(12)]
+    csv = write_csv(tmp_path / "train.csv", lines)
+    silent = lambda *a: None  # noqa: E731
+    split = FecRun(csv, images, "triplet", val_fraction=0.25, log=silent)
+    val_faces = {f for t in split.val for f in t.faces}
+    assert (len(split.train), len(split.val), split.dropped) == (6, 3, 3)
+    assert not any(f in val_faces for t in split.train for f in t.faces)
+    transform = eval_transform(16, grey=False)
+    assert set(split.dataset(transform)[0]) == {"anchor", "positive", "negative", "margin"}
+    pairs = FecRun(csv, images, "pairs", val_fraction=0.25, log=silent)
+    assert len(pairs.dataset(transform)) == 3 * len(pairs.train)        # closer + two farther
+    thesis = FecRun(csv, images, "thesis", val_fraction=0.25, log=silent)
+    assert (len(thesis.train), len(thesis.val), thesis.dropped) == (9, 3, 0)  # random, as the thesis
+    assert set(thesis.dataset(transform)[0]) == {"a", "b", "same"}
+    with pytest.raises(FecsimError, match="unknown fec_mode 'nope'"):
+        FecRun(csv, images, "nope", log=silent)
+    with pytest.raises(FecsimError, match="0 usable FEC triplets .* download the faces first"):
+        FecRun(csv, make_cache(tmp_path / "empty", []), "triplet", log=silent)

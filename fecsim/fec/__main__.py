@@ -61,19 +61,12 @@ def evaluate(args) -> dict:
     from .. import checkpoint
     from ..training import pick_device
     from .datasets import CropCache
-    from .evaluate import evaluate_triplets, format_report
-    from .reader import read_triplets
+    from .evaluate import format_report, score_file
 
     device = pick_device(args.device)
     model, meta = checkpoint.load(args.checkpoint, device)
-    triplets, report = read_triplets(args.csv)
-    cache = CropCache(args.images)
-    clear = [t for t in triplets if t.majority is not None and t.agreement >= args.min_agreement]
-    usable = cache.usable(clear, args.min_agreement)
-    result, _, _ = evaluate_triplets(model, meta, usable, cache, device, meta["calibration"],
-                                     workers=args.workers)
-    result["counts"] = {"listed": len(triplets), "malformed_rows": report.skipped,
-                        "clear_majority": len(clear), "evaluated": len(usable)}
+    result = score_file(model, meta, args.csv, CropCache(args.images), device, meta["calibration"],
+                        args.min_agreement, args.workers)
     result["checkpoint"], result["csv"] = str(args.checkpoint), str(args.csv)
     print(format_report(result))
     return result

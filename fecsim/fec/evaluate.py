@@ -116,6 +116,19 @@ def evaluate_triplets(model, view: dict, triplets, cache: CropCache, device, cal
     return result, logits, odd
 
 
+def score_file(model, view: dict, csv_path, cache: CropCache, device, calibration,
+               min_agreement: int = 0, workers: int = 0) -> dict:
+    """evaluate_triplets on an FEC CSV, with how many of its triplets could be scored."""
+    from .reader import read_triplets
+    triplets, report = read_triplets(csv_path)
+    clear = [t for t in triplets if t.majority is not None and t.agreement >= min_agreement]
+    usable = cache.usable(clear, min_agreement)
+    result, _, _ = evaluate_triplets(model, view, usable, cache, device, calibration, workers=workers)
+    result["counts"] = {"listed": len(triplets), "malformed_rows": report.skipped,
+                        "clear_majority": len(clear), "evaluated": len(usable)}
+    return result
+
+
 def format_report(result: dict) -> str:
     lines = []
     counts = result.get("counts")
