@@ -4,6 +4,8 @@
     python train.py --epochs=1 --out_dir=runs/quick  # a short run
     python train.py --preset=thesis                  # the 2023 thesis configuration (needs a network)
     python train.py --extra_pairs=flags.csv          # mix in labelled pairs (e.g. exported app flags)
+    python train.py --init_from=checkpoints/fecsim-fer2013.safetensors --extra_pairs=flags.csv \
+        --epochs=5 --lr=3e-4 --out_dir=runs/flags    # fine-tune the shipped model on them
     python train.py --preset=fec                     # FEC triplets (python -m fecsim.fec download first)
     python train.py --preset=thesis --fec_train=CSV --fec_images=DIR   # the thesis's FEC pairs
     torchrun --nproc_per_node=8 train.py --preset=fec                  # DistributedDataParallel
