@@ -1,6 +1,7 @@
-"""Safe image loading: paths, PIL images or numpy arrays -> an upright RGB PIL image."""
+"""Safe image loading: paths, encoded bytes, PIL images or numpy arrays -> an upright RGB PIL image."""
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -23,6 +24,8 @@ def describe(source) -> str:
         return f"<PIL image {source.size[0]}x{source.size[1]} {source.mode}>"
     if isinstance(source, np.ndarray):
         return f"<array {source.shape} {source.dtype}>"
+    if isinstance(source, (bytes, bytearray)):
+        return f"<{len(source)} bytes>"
     return f"<{type(source).__name__}>"
 
 
@@ -37,9 +40,13 @@ def load_image(source, max_pixels: int = MAX_PIXELS) -> Image.Image:
     elif isinstance(source, Image.Image):
         image = source
     elif isinstance(source, (str, os.PathLike)):
+        if not Path(source).is_file():
+            raise ImageError(f"{name}: no such file")
         image = _open(Path(source), name, max_pixels)
+    elif isinstance(source, (bytes, bytearray)):   # an encoded file, e.g. a download
+        image = _open(io.BytesIO(source), name, max_pixels)
     else:
-        raise ImageError(f"{name}: expected a file path, PIL image or numpy array")
+        raise ImageError(f"{name}: expected a file path, encoded bytes, PIL image or numpy array")
     width, height = image.size
     if width * height > max_pixels:
         raise ImageError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels}")
@@ -52,13 +59,11 @@ def load_image(source, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise ImageError(f"{name}: cannot decode image ({exc})") from exc
 
 
-def _open(path: Path, name: str, max_pixels: int) -> Image.Image:
-    if not path.is_file():
-        raise ImageError(f"{name}: no such file")
+def _open(file, name: str, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(file)
             # The header alone gives the size: refuse before any pixel is decoded.
             if image.size[0] * image.size[1] > max_pixels:
                 raise ImageError(

@@ -28,6 +28,23 @@ def test_truncated_jpeg(tmp_path, astronaut):
         load_image(path)
 
 
+def test_encoded_bytes_decode_like_a_file(tmp_path, astronaut):
+    buf = io.BytesIO()
+    Image.fromarray(astronaut).save(buf, "PNG")
+    data = buf.getvalue()
+    path = tmp_path / "a.png"
+    path.write_bytes(data)
+    assert np.array_equal(np.asarray(load_image(data)), np.asarray(load_image(path)))
+    with pytest.raises(ImageError, match=r"<9 bytes>: not an image file"):
+        load_image(b"not a jpg")
+    with pytest.raises(ImageError, match=r"bytes>: truncated or corrupt"):
+        load_image(data[: len(data) // 2])
+    bomb = io.BytesIO()
+    Image.new("1", (9000, 9000)).save(bomb, "PNG", optimize=True)
+    with pytest.raises(ImageError, match="9000x9000 pixels is over the limit"):
+        load_image(bomb.getvalue())
+
+
 @pytest.mark.parametrize("side, reason", [
     (9000, "9000x9000 pixels is over the limit"),        # over ours, under PIL's own bomb limit
     (20000, "refused as a possible decompression bomb"),  # PIL refuses it while opening

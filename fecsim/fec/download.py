@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from ..errors import BoxError, FecsimError, ImageError
 from ..faces import FaceCropper, check_box, fec_box_to_pixels
-from ..images import load_image
+from ..images import describe, load_image
 from .reader import FaceRef, read_triplets
 
 CROPS, SETTINGS, LOG = "crops", "fec_crops.json", "download_log.jsonl"
@@ -130,16 +130,10 @@ def process_url(url: str, faces: list[FaceRef], root: Path, options: Options) ->
     result = {"url": url, "status": "ok", "reason": "", "faces_ok": 0, "bad_box": 0}
     try:
         data = fetch(url, options)
-        # Through a file so the one safe decoder (size limits, truncation checks) is used.
-        fd, tmp = tempfile.mkstemp(dir=root, suffix=".download")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            image = load_image(tmp)
+        try:   # the one safe decoder: size limits, truncation checks
+            image = load_image(data)
         except ImageError as exc:
-            raise NotImage(str(exc).replace(tmp, "content")) from None
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+            raise NotImage(str(exc).replace(describe(data), "content")) from None
         cropper = FaceCropper(input_size=options.size, grey=False, margin=options.margin,
                               square=True, source_size=None)
         for face in faces:
@@ -204,8 +198,6 @@ def download(csv_paths, root, options: Options | None = None, log=print, progres
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     _check_settings(root, options)
-    for stale in root.glob("*.download"):   # left by a hard kill mid-check; never a crop
-        stale.unlink(missing_ok=True)
     by_url = faces_by_url(csv_paths, log)
     last = _last_status(root / LOG)
     todo, counts = [], Counter()
