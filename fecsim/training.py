@@ -3,8 +3,9 @@
 A batch is a dict. Whatever parts it holds are trained on, summed:
 - images, labels: every pair inside the batch (same label = same expression) with BCE, balanced
   between same and different pairs, plus cross-entropy on the labels when the model has a classifier;
-- a, b, same: explicit labelled pairs with BCE (thesis pairs, flagged pairs from the app);
-- anchor, positive, negative, margin: a triplet loss on normalised embeddings (FEC triplets).
+- a, b, same: explicit labelled pairs with BCE (thesis pairs, flagged pairs from the app).
+FEC's triplet batches (anchor, positive, negative, margin) have their own loss,
+fecsim.fec.loss.triplet_and_pair_loss, which train.py hands to fit as loss_fn.
 
 Distributed: under torchrun (WORLD_SIZE > 1) setup_distributed joins the process group (nccl on
 GPUs, gloo on CPU) and fit wraps the model in DistributedDataParallel; a plain run is unchanged.
@@ -143,13 +144,6 @@ def batch_loss(model: SiameseResNet18, batch: dict, class_weight: float = 1.0,
     if "a" in batch:
         parts["extra_pairs"] = F.binary_cross_entropy_with_logits(
             model(batch["a"], batch["b"]).float(), batch["same"].float())
-    if "anchor" in batch:
-        n = len(batch["anchor"])
-        e = model.embed(torch.cat([batch["anchor"], batch["positive"], batch["negative"]]))
-        ea, ep, en = e[:n], e[n:2 * n], e[2 * n:]
-        # FECNet's loss: squared distances, per-triplet margin (0.1 one-class, 0.2 otherwise).
-        d_pos, d_neg = (ea - ep).pow(2).sum(-1), (ea - en).pow(2).sum(-1)
-        parts["triplets"] = F.relu(d_pos - d_neg + batch["margin"]).mean()
     if not parts:
         raise ValueError(f"batch has nothing to train on: keys {sorted(batch)}")
     loss = sum(parts.values())
