@@ -132,6 +132,7 @@ if dev.type == "cuda":
     torch.backends.cudnn.benchmark = True   # fixed input size: let cuDNN pick its fastest kernels
 if fec_train:
     from fecsim.fec.evaluate import format_report
+    from fecsim.fec.loss import triplet_and_pair_loss
     from fecsim.fec.training import FecRun
     try:
         fec = FecRun(fec_train, fec_images, fec_mode, fec_min_agreement, val_fraction, seed, log)
@@ -223,7 +224,6 @@ def validate(m):
 
 def loss_fn(m, batch):
     if fec_train and fec_mode == "triplet":
-        from fecsim.fec.loss import triplet_and_pair_loss
         loss, parts = triplet_and_pair_loss(m, batch, fec_pair_weight)
         if "a" in batch:   # extra labelled pairs
             extra_loss, extra_parts = batch_loss(m, {k: batch[k] for k in ("a", "b", "same")})
