@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from PIL import Image
 
 from .errors import BoxError, NoFaceError
@@ -91,7 +92,10 @@ class FaceCropper:
         mtcnn = getattr(self._local, "mtcnn", None)
         if mtcnn is None:
             from facenet_pytorch import MTCNN  # imported late: it pulls in its weights
-            mtcnn = self._local.mtcnn = MTCNN(keep_all=True, device=self.device)
+            # Channels-last: the CPU's max-pooling over R-Net's and O-Net's candidate batches is
+            # several times faster in that layout, and the boxes are the same.
+            mtcnn = self._local.mtcnn = MTCNN(keep_all=True, device=self.device).to(
+                memory_format=torch.channels_last)
         scale = min(1.0, DETECT_MAX_SIDE / max(image.size))
         small = image.resize((round(image.width * scale), round(image.height * scale)),
                              Image.BILINEAR) if scale < 1 else image

@@ -59,7 +59,10 @@ class ExpressionComparer:
         self.calibration = meta["calibration"]
         self.threshold = float(self.calibration["threshold"])
         self._sha256 = None
-        self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="fecsim-faces")
+        # One torch thread per detecting thread: MTCNN's ops are small, and two threads each
+        # asking for both cores only get in each other's way.
+        self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="fecsim-faces",
+                                        initializer=torch.set_num_threads, initargs=(1,))
 
     @classmethod
     def load(cls, checkpoint_path=None, device=None) -> "ExpressionComparer":

@@ -80,3 +80,15 @@ def test_large_photo_is_detected_on_a_smaller_copy(cropper, astronaut):
     big = Image.fromarray(astronaut).resize((2048, 2048))
     x0, y0, x1, y1 = cropper(big).box
     assert 640 < x0 < 800 and 1000 < x1 < 1160   # boxes come back in the original's pixels
+
+
+def test_channels_last_detector_finds_the_same_boxes_as_stock_mtcnn(cropper, astronaut):
+    from facenet_pytorch import MTCNN
+    photo = Image.fromarray(two_faces(astronaut))
+    ours = cropper.detect(photo)
+    stock = MTCNN(keep_all=True, min_face_size=cropper._local.mtcnn.min_face_size)
+    boxes, probs = stock.detect(photo)
+    expected = sorted((tuple(map(float, b)) for b, p in zip(boxes, probs) if p >= 0.9),
+                      key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+    assert len(ours) == len(expected) == 2
+    assert np.allclose([f[:4] for f in ours], expected, atol=0.01)

@@ -71,3 +71,10 @@ def test_faces_found_side_by_side_match_one_at_a_time(comparer, astronaut):
     alone = [comparer.face(image) for image in (astronaut, other, astronaut)]
     assert [f.box for f in together] == [f.box for f in alone]
     assert all(np.array_equal(np.asarray(t.crop), np.asarray(a.crop)) for t, a in zip(together, alone))
+
+
+def test_detecting_threads_use_one_torch_thread_and_leave_the_callers_alone(comparer):
+    import torch
+    before = torch.get_num_threads()
+    inside = set(comparer._pool.map(lambda _: torch.get_num_threads(), range(6)))
+    assert inside == {1} and torch.get_num_threads() == before
