@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets
 from torchvision.transforms import v2
 
@@ -45,6 +45,24 @@ def labelled_folder(root, transform=None) -> datasets.ImageFolder:
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder (expected <root>/<label>/<images>)")
     return datasets.ImageFolder(str(root), transform=transform, loader=load_image)
+
+
+def folder_tensor(root, size: int, grey: bool = True, workers: int = 0):
+    """Every image of a labelled folder decoded once: (uint8 N x C x H x W, labels, class names).
+
+    For augment.augment_batch, which works on the training device. Images keep their own size when
+    they all share one (FER2013: 48 px), so the augmentation resamples them once, as the PIL
+    pipeline does; otherwise each is resized to size x size. Grey images keep one channel (C = 1).
+    """
+    head = [v2.Grayscale(num_output_channels=1)] if grey else [v2.RGB()]
+    # numpy arrays travel back from loader processes by pipe; tensors would each hold a descriptor.
+    folder = labelled_folder(root, v2.Compose(head + [np.array]))
+    loader = DataLoader(folder, batch_size=256, num_workers=workers, collate_fn=list)
+    images = [torch.from_numpy(a.reshape(*a.shape[:2], -1)).permute(2, 0, 1)
+              for batch in loader for a, _ in batch]
+    if len({tuple(i.shape) for i in images}) > 1:
+        images = [v2.functional.resize(i, [size, size], antialias=True) for i in images]
+    return torch.stack(images), torch.as_tensor(folder.targets), folder.classes
 
 
 def sample_pairs(labels, n: int, seed: int) -> np.ndarray:

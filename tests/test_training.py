@@ -120,3 +120,40 @@ def test_train_py_fine_tunes_from_a_checkpoint(folders, tmp_path):
     assert meta["init_from"]["training"]["history"][0]["epoch"] == 1   # the parent's own record
     misfit = train(f"--out_dir={tmp_path / 'c'}", f"--init_from={parent}", "--embed_dim=16")
     assert misfit.returncode != 0 and "does not fit this run's model settings" in misfit.stderr
+
+
+def test_loss_falls_with_batches_augmented_on_the_device(folders, tmp_path):
+    from fecsim.augment import augment_batch
+    from fecsim.data import folder_tensor
+    torch.manual_seed(0)
+    images, labels, _ = folder_tensor(folders / "train", 48)
+    model = SiameseResNet18(ModelConfig(num_classes=3, embed_dim=16, pair_hidden=16))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def batches(epoch):
+        order = torch.randperm(len(labels))
+        return ({"images": augment_batch(images[i], 48), "labels": labels[i]}
+                for i in order.split(12))
+
+    history = fit(model, opt, None, batches, 5, tmp_path / "run", torch.device("cpu"),
+                  loss_fn=batch_loss, log=lambda *a: None)
+    losses = [h["loss"] for h in history]
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_train_py_with_device_augmentation(folders, tmp_path):
+    export = tmp_path / "model.safetensors"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), f"--data={folders}", "--epochs=1",
+         "--batch_size=12", "--workers=0", "--augment=device", f"--out_dir={tmp_path / 'run'}",
+         f"--export={export}", "--val_pairs=60", "--test_pairs=40", "--test_triplets=30"],
+        cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+        timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    meta = ExpressionComparer.load(export).meta
+    assert meta["training"]["settings"]["augment"] == "device"
+    assert meta["training"]["history"][0]["images_per_s"] > 0
+    refused = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), f"--data={folders}", "--augment=device",
+         "--thesis_augment=true"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "augment='device'" in refused.stderr
