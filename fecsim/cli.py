@@ -51,8 +51,8 @@ def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, colum
 
     keys = [[key(row, col) for col in columns] for row in rows]
     distinct = list(dict.fromkeys(k for row_keys in keys for k in row_keys))  # each detected once
-    # One at a time: on a long list MTCNN keeps the cores busy (threads measured no faster here).
-    found = {k: find(k) for k in tqdm(distinct, desc="faces", file=sys.stderr, mininterval=2)}
+    found = dict(zip(distinct, tqdm(comparer.detect_pool.map(find, distinct), total=len(distinct),
+                                    desc="faces", file=sys.stderr, mininterval=2)))
     good = [k for k in distinct if not isinstance(found[k], FecsimError)]
     z = {}
     for start in tqdm(range(0, len(good), batch_size), desc="embed", file=sys.stderr, mininterval=2):

@@ -59,10 +59,11 @@ class ExpressionComparer:
         self.calibration = meta["calibration"]
         self.threshold = float(self.calibration["threshold"])
         self._sha256 = None
-        # One torch thread per detecting thread: MTCNN's ops are small, and two threads each
-        # asking for both cores only get in each other's way.
-        self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="fecsim-faces",
-                                        initializer=torch.set_num_threads, initargs=(1,))
+        # Threads that detect faces side by side (a pair's two photos, a batch's many): one torch
+        # thread each, since MTCNN's ops are small and threads each asking for every core only get
+        # in each other's way.
+        self.detect_pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="fecsim-faces",
+                                              initializer=torch.set_num_threads, initargs=(1,))
 
     @classmethod
     def load(cls, checkpoint_path=None, device=None) -> "ExpressionComparer":
@@ -90,7 +91,7 @@ class ExpressionComparer:
 
     def faces(self, sources, boxes, assume_cropped=False) -> tuple:
         """Face for each source, detected side by side: MTCNN's small ops leave cores idle."""
-        return tuple(self._pool.map(
+        return tuple(self.detect_pool.map(
             lambda job: self.face(job[0], job[1], assume_cropped=assume_cropped), zip(sources, boxes)))
 
     @torch.no_grad()

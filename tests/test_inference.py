@@ -76,5 +76,5 @@ def test_faces_found_side_by_side_match_one_at_a_time(comparer, astronaut):
 def test_detecting_threads_use_one_torch_thread_and_leave_the_callers_alone(comparer):
     import torch
     before = torch.get_num_threads()
-    inside = set(comparer._pool.map(lambda _: torch.get_num_threads(), range(6)))
+    inside = set(comparer.detect_pool.map(lambda _: torch.get_num_threads(), range(6)))
     assert inside == {1} and torch.get_num_threads() == before
