@@ -1,7 +1,8 @@
 """Augmentation of a whole batch on the training device, each image with its own random draw.
 
-The same steps and ranges as data.train_transform (framing jitter, mirror, rotation and shift,
-brightness and contrast, erasing), done as one affine resampling and a few tensor ops per batch.
+The same steps and ranges (data.AUGMENTATION) as data.train_transform: framing jitter, mirror,
+rotation and shift, brightness and contrast, erasing; done as one affine resampling (bilinear, where
+torchvision's RandomAffine samples the nearest pixel) and a few tensor ops per batch.
 In PIL they cost about 1.4 ms per image on a CPU core, which held an H200 to 4,000-5,500 images/s;
 here a batch travels to the GPU as its decoded bytes and is augmented there (on a CPU about 0.1 ms
 per image).
@@ -13,39 +14,48 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .data import AUGMENTATION
+
 
 def _uniform(n, low, high, generator, device):
     return low + (high - low) * torch.rand(n, generator=generator, device=device)
 
 
-def augment_batch(images: torch.Tensor, size: int, *, scale=(0.75, 1.0), ratio=(0.9, 1.1),
-                  flip_p: float = 0.5, degrees: float = 12.0, translate: float = 0.05,
-                  brightness: float = 0.35, contrast: float = 0.35, erase_p: float = 0.25,
-                  erase_scale=(0.02, 0.12), erase_ratio=(0.3, 3.3),
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+def _log_uniform(n, bounds, generator, device):
+    """Aspect ratios, drawn uniformly in log space as torchvision does."""
+    return torch.exp(_uniform(n, math.log(bounds[0]), math.log(bounds[1]), generator, device))
+
+
+def augment_batch(images: torch.Tensor, size: int, generator: torch.Generator | None = None,
+                  **ranges) -> torch.Tensor:
     """uint8 or [0, 1] float images N x C x H x W -> augmented float images N x 3 x size x size
     (grey images, C = 1, come out as three equal channels, as the model takes them).
 
-    Framing: a crop of `scale` of the area with aspect `ratio` (RandomResizedCrop), mirrored with
-    probability flip_p, then rotated by up to `degrees` and shifted by up to `translate` of the
-    side (RandomAffine, black outside). Colour: brightness and contrast factors in 1 +- the given
-    amount (ColorJitter). Erasing: with probability erase_p a black rectangle of erase_scale of the
-    area (RandomErasing).
+    ranges override data.AUGMENTATION. Framing: a crop of `scale` of the area with aspect `ratio`
+    (RandomResizedCrop), mirrored with probability flip_p, then rotated by up to `degrees` and
+    shifted by up to `translate` of the side (RandomAffine, black outside). Colour: brightness and
+    contrast factors in 1 +- the given amount (ColorJitter). Erasing: with probability erase_p a
+    black rectangle of erase_scale of the area, aspect erase_ratio (RandomErasing).
     """
+    unknown = set(ranges) - set(AUGMENTATION)
+    if unknown:
+        raise TypeError(f"unknown augmentation settings {sorted(unknown)}")
+    r = {**AUGMENTATION, **ranges}
     if images.dtype == torch.uint8:
         images = images.float() / 255
     n, device = len(images), images.device
     g = dict(generator=generator, device=device)
 
     # One affine map per image from output coordinates to input coordinates ([-1, 1] both ways).
-    area = _uniform(n, *scale, **g)
-    aspect = torch.exp(_uniform(n, math.log(ratio[0]), math.log(ratio[1]), **g))
+    area = _uniform(n, *r["scale"], **g)
+    aspect = _log_uniform(n, r["ratio"], **g)
     crop_w, crop_h = (area * aspect).sqrt().clamp(max=1), (area / aspect).sqrt().clamp(max=1)
     centre_x = _uniform(n, -1, 1, **g) * (1 - crop_w)
     centre_y = _uniform(n, -1, 1, **g) * (1 - crop_h)
-    mirror = torch.where(torch.rand(n, **g) < flip_p, -1.0, 1.0)
-    angle = torch.deg2rad(_uniform(n, -degrees, degrees, **g))
-    shift_x, shift_y = (_uniform(n, -2 * translate, 2 * translate, **g) for _ in range(2))
+    mirror = torch.where(torch.rand(n, **g) < r["flip_p"], -1.0, 1.0)
+    angle = torch.deg2rad(_uniform(n, -r["degrees"], r["degrees"], **g))
+    # translate is a share of the side; the side spans 2 in these coordinates.
+    shift_x, shift_y = (_uniform(n, -2 * r["translate"], 2 * r["translate"], **g) for _ in range(2))
     # The output is the crop rotated and shifted: undo the shift and rotation, then map into the crop.
     cos, sin = torch.cos(angle), torch.sin(angle)
     theta = torch.stack([
@@ -56,15 +66,15 @@ def augment_batch(images: torch.Tensor, size: int, *, scale=(0.75, 1.0), ratio=(
     grid = F.affine_grid(theta, [n, images.shape[1], size, size], align_corners=False)
     out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
-    b = _uniform(n, 1 - brightness, 1 + brightness, **g).view(n, 1, 1, 1)
-    c = _uniform(n, 1 - contrast, 1 + contrast, **g).view(n, 1, 1, 1)
+    b = _uniform(n, 1 - r["brightness"], 1 + r["brightness"], **g).view(n, 1, 1, 1)
+    c = _uniform(n, 1 - r["contrast"], 1 + r["contrast"], **g).view(n, 1, 1, 1)
     out = (out * b).clamp(0, 1)
     grey_mean = out.mean(dim=(1, 2, 3), keepdim=True)
     out = ((out - grey_mean) * c + grey_mean).clamp(0, 1)
 
-    erase = torch.rand(n, **g) < erase_p
-    erase_area = _uniform(n, *erase_scale, **g)
-    erase_aspect = torch.exp(_uniform(n, math.log(erase_ratio[0]), math.log(erase_ratio[1]), **g))
+    erase = torch.rand(n, **g) < r["erase_p"]
+    erase_area = _uniform(n, *r["erase_scale"], **g)
+    erase_aspect = _log_uniform(n, r["erase_ratio"], **g)
     eh = (erase_area * erase_aspect).sqrt().clamp(max=1) * size
     ew = (erase_area / erase_aspect).sqrt().clamp(max=1) * size
     top, left = torch.rand(n, **g) * (size - eh), torch.rand(n, **g) * (size - ew)

@@ -16,20 +16,27 @@ from torchvision.transforms import v2
 from .images import load_image
 
 
+# The training augmentation's ranges, shared by the PIL pipeline below and augment.augment_batch.
+AUGMENTATION = dict(scale=(0.75, 1.0), ratio=(0.9, 1.1), flip_p=0.5, degrees=12.0, translate=0.05,
+                    brightness=0.35, contrast=0.35, erase_p=0.25, erase_scale=(0.02, 0.12),
+                    erase_ratio=(0.3, 3.3))
+
+
 def train_transform(size: int, grey: bool = True, thesis: bool = False):
     """Augmentations. The thesis used RandomResizedCrop + RandomHorizontalFlip only."""
     if thesis:
         steps = [v2.RandomResizedCrop(size), v2.RandomHorizontalFlip()]
     else:
         # Framing jitter matters: detected crops from photos never sit exactly like FER2013's.
-        steps = [v2.RandomResizedCrop(size, scale=(0.75, 1.0), ratio=(0.9, 1.1)),
-                 v2.RandomHorizontalFlip(),
-                 v2.RandomAffine(degrees=12, translate=(0.05, 0.05)),
-                 v2.ColorJitter(brightness=0.35, contrast=0.35)]
+        a = AUGMENTATION
+        steps = [v2.RandomResizedCrop(size, scale=a["scale"], ratio=a["ratio"]),
+                 v2.RandomHorizontalFlip(a["flip_p"]),
+                 v2.RandomAffine(degrees=a["degrees"], translate=(a["translate"], a["translate"])),
+                 v2.ColorJitter(brightness=a["brightness"], contrast=a["contrast"])]
     head = [v2.Grayscale(num_output_channels=3)] if grey else []
     tail = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
     if not thesis:
-        tail.append(v2.RandomErasing(p=0.25, scale=(0.02, 0.12)))
+        tail.append(v2.RandomErasing(p=a["erase_p"], scale=a["erase_scale"], ratio=a["erase_ratio"]))
     return v2.Compose(head + steps + tail)
 
 

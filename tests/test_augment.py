@@ -73,3 +73,8 @@ def test_folder_tensor_keeps_a_shared_size_and_resizes_mixed_ones(tmp_path):
         Image.new("RGB", (s, s), (0, 0, 250)).save(tmp_path / "mixed" / "a" / f"{i}.png")
     colour, _, _ = folder_tensor(tmp_path / "mixed", 64, grey=False)
     assert colour.shape == (2, 3, 64, 64) and int(colour[0, 2, 5, 5]) == 250
+
+
+def test_unknown_setting_is_refused():
+    with pytest.raises(TypeError, match="degree"):
+        augment_batch(faces(), 48, degree=3)
