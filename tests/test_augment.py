@@ -1,5 +1,4 @@
 """Batch augmentation on the training device: each image its own draw, the PIL pipeline's steps."""
-import numpy as np
 import pytest
 import torch
 from PIL import Image

@@ -14,7 +14,7 @@ from .. import metrics
 from ..data import eval_transform
 from ..evaluate import calibrated, features
 from .datasets import CropCache, Faces
-from .reader import TRIPLET_TYPES
+from .reader import TRIPLET_TYPES, read_triplets
 
 FECNET_ACCURACY = 0.818
 
@@ -119,7 +119,6 @@ def evaluate_triplets(model, view: dict, triplets, cache: CropCache, device, cal
 def score_file(model, view: dict, csv_path, cache: CropCache, device, calibration,
                min_agreement: int = 0, workers: int = 0) -> dict:
     """evaluate_triplets on an FEC CSV, with how many of its triplets could be scored."""
-    from .reader import read_triplets
     triplets, report = read_triplets(csv_path)
     clear = [t for t in triplets if t.majority is not None and t.agreement >= min_agreement]
     usable = cache.usable(clear, min_agreement)
