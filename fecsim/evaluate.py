@@ -53,31 +53,45 @@ def calibrate(model, z, labels, n_pairs: int, seed: int, device) -> dict:
 
 
 def score(model, z, labels, calibration: dict, n_pairs: int, n_triplets: int, seed: int,
-          device) -> dict:
-    """Pair ROC-AUC, accuracy at the stored threshold and at the best one, ECE, triplet accuracy."""
+          device, intervals: bool = False) -> dict:
+    """Pair ROC-AUC, accuracy at the stored threshold and at the best one, ECE, triplet accuracy;
+    with intervals, 95 % bootstrap intervals too: how far each figure could move with other
+    pairs and triplets drawn alike."""
     pairs = sample_pairs(labels, n_pairs, seed)
     p = calibrated(pair_logits(model, z, pairs[:, 0], pairs[:, 1], device), calibration)
-    ece, table = metrics.reliability(p, pairs[:, 2])
+    same, threshold = pairs[:, 2], calibration["threshold"]
+    ece, table = metrics.reliability(p, same)
     result = {
         "pairs": n_pairs,
-        "pair_auc": round(metrics.roc_auc(p, pairs[:, 2]), 4),
-        "pair_accuracy": round(metrics.accuracy(p, pairs[:, 2], calibration["threshold"]), 4),
-        "pair_accuracy_best_threshold": round(metrics.best_threshold(p, pairs[:, 2])[1], 4),
+        "pair_auc": round(metrics.roc_auc(p, same), 4),
+        "pair_accuracy": round(metrics.accuracy(p, same, threshold), 4),
+        "pair_accuracy_best_threshold": round(metrics.best_threshold(p, same)[1], 4),
         "ece": round(ece, 4),
         "reliability": table,
     }
+    if intervals:
+        result["pair_auc_interval"] = _rounded(metrics.bootstrap_interval(metrics.roc_auc, p, same))
+        result["pair_accuracy_interval"] = _rounded(metrics.bootstrap_interval(
+            lambda p_, y_: metrics.accuracy(p_, y_, threshold), p, same))
     if n_triplets:
         t = sample_triplets(labels, n_triplets, seed)
         p12 = pair_logits(model, z, t[:, 0], t[:, 1], device)
         p13 = pair_logits(model, z, t[:, 0], t[:, 2], device)
         p23 = pair_logits(model, z, t[:, 1], t[:, 2], device)
-        odd = metrics.odd_from_pair_probabilities(p12, p13, p23)
-        result.update(triplets=n_triplets, triplet_accuracy=round(float(np.mean(odd == t[:, 3])), 4))
+        right = metrics.odd_from_pair_probabilities(p12, p13, p23) == t[:, 3]
+        result.update(triplets=n_triplets, triplet_accuracy=round(float(right.mean()), 4))
+        if intervals:
+            result["triplet_accuracy_interval"] = _rounded(metrics.bootstrap_interval(np.mean, right))
     return result
+
+
+def _rounded(interval) -> list:
+    return [round(v, 4) for v in interval]
 
 
 def evaluate_folder(model, meta: dict, root, n_pairs=1000, n_triplets=1000, seed=0, device="cpu"):
     """The model card's numbers for one labelled split (e.g. fer2013/test)."""
     dataset = labelled_folder(root, eval_transform(meta["input_size"], meta.get("grey", True)))
     z, labels = split_features(model, dataset, device, flip_average=meta.get("flip_average", False))
-    return score(model, z, labels, meta["calibration"], n_pairs, n_triplets, seed, device)
+    return score(model, z, labels, meta["calibration"], n_pairs, n_triplets, seed, device,
+                 intervals=True)

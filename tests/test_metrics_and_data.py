@@ -48,6 +48,22 @@ def test_odd_one_out_from_pair_probabilities():
     assert metrics.odd_from_pair_probabilities(0.1, 0.2, 0.7) == 1
 
 
+def test_bootstrap_interval_of_an_accuracy_matches_the_binomial_spread():
+    right = np.random.default_rng(2).random(1000) < 0.7
+    low, high = metrics.bootstrap_interval(np.mean, right)
+    half_width = 1.96 * np.sqrt(0.7 * 0.3 / 1000)           # normal approximation: 0.028
+    assert low < right.mean() < high
+    assert (high - low) / 2 == pytest.approx(half_width, rel=0.15)
+    assert metrics.bootstrap_interval(np.mean, right) == (low, high)        # fixed by the seed
+    assert metrics.bootstrap_interval(np.mean, right, seed=1) != (low, high)
+
+
+def test_bootstrap_interval_skips_resamples_a_statistic_refuses():
+    # Two pairs: a resample holding only one class has no AUC and is left out, not an error.
+    low, high = metrics.bootstrap_interval(metrics.roc_auc, [0.9, 0.1], [1, 0], resamples=50)
+    assert low == high == 1.0
+
+
 LABELS = np.array([0] * 50 + [1] * 30 + [2] * 20)
 
 

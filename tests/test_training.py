@@ -83,6 +83,9 @@ def test_train_py_end_to_end_with_extra_pairs(folders, tmp_path):
     assert "extra_pairs=" in result.stdout            # the flagged pairs were trained on
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
     assert 0 <= metrics["pair_auc"] <= 1 and metrics["triplets"] == 30
+    for name in ("pair_auc", "pair_accuracy", "triplet_accuracy"):   # the test figures' spread
+        low, high = metrics[f"{name}_interval"]
+        assert 0 <= low <= metrics[name] <= high <= 1
     comparer = ExpressionComparer.load(export)
     assert "--extra_pairs" in comparer.meta["training"]["command"]
     image = folders / "test" / "class0" / "0.png"
