@@ -6,6 +6,8 @@
     python train.py --extra_pairs=flags.csv          # mix in labelled pairs (e.g. exported app flags)
     python train.py --init_from=checkpoints/fecsim-fer2013.safetensors --extra_pairs=flags.csv \
         --epochs=5 --lr=3e-4 --out_dir=runs/flags    # fine-tune the shipped model on them
+    python train.py --init_from=A.safetensors,B.safetensors --epochs=0 \
+        --out_dir=runs/soup                          # average fine-tunes of one model (a model soup)
     python train.py --preset=fec                     # FEC triplets (python -m fecsim.fec download first)
     python train.py --preset=thesis --fec_train=CSV --fec_images=DIR   # the thesis's FEC pairs
     torchrun --nproc_per_node=8 train.py --preset=fec                  # DistributedDataParallel
@@ -50,7 +52,9 @@ grey = True                           # FER2013 is greyscale; colour photos are 
 imagenet = False                      # start from ImageNet weights (needs a network once)
 freeze_trunk = False
 init_from = ""                        # start from this fecsim checkpoint's weights (fine-tuning, e.g.
-                                      # the shipped model on flagged pairs); its history is kept
+                                      # the shipped model on flagged pairs); its history is kept.
+                                      # Several, comma-separated: from the mean of their weights
+                                      # (fine-tunes of one parent; with epochs=0, just that mean)
 flip_average = False                  # average a face's features with its mirror image's: +0.005
                                       # validation AUC at 64 px for twice the inference cost, so off
 face_margin = -0.04                   # detected box widened (<0: narrowed) by this share per side;
@@ -174,16 +178,20 @@ model = SiameseResNet18(ModelConfig(head=head, embed_dim=embed_dim, pair_hidden=
                         imagenet=imagenet, freeze_trunk=freeze_trunk).to(dev)
 if dev.type == "cuda":
     model.to(memory_format=torch.channels_last)   # about twice the training rate on tensor cores
-parent = None
+parents = []
 if init_from:
-    parent_model, parent_meta = checkpoint.load(init_from, "cpu")
+    paths = init_from.split(",")
+    try:
+        parent_model, parent_metas = checkpoint.load_average(paths, "cpu")
+    except FecsimError as exc:
+        sys.exit(str(exc))
     try:
         model.load_state_dict(parent_model.state_dict())
     except RuntimeError as exc:
         sys.exit(f"{init_from} does not fit this run's model settings (head, embed_dim, "
                  f"pair_hidden, classes): {exc}")
-    parent = {"path": init_from, "sha256": checkpoint.sha256(init_from),
-              "training": parent_meta.get("training")}
+    parents = [{"path": p, "sha256": checkpoint.sha256(p), "training": m.get("training")}
+               for p, m in zip(paths, parent_metas)]
 params = [p for p in model.parameters() if p.requires_grad]
 opt = (torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if optimizer == "adamw"
        else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay))
@@ -202,7 +210,9 @@ if extra_pairs:
         sys.exit("extra_pairs mixes into labelled-folder or fec_mode=triplet batches only")
     extra = DataLoader(PairsCSV(extra_pairs, train_transform(image_size, grey, thesis_augment)),
                        batch_size=extra_batch_size, shuffle=True, num_workers=0)
-if schedule == "onecycle":
+if epochs == 0:   # nothing to train: calibrate, score and export the starting weights
+    sched = None
+elif schedule == "onecycle":
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, epochs=epochs,
                                                 steps_per_epoch=len(loader))
 else:
@@ -266,7 +276,7 @@ if not is_main:
 
 model.eval()
 training = {"command": command, "settings": config, "history": history,
-            "processes": ddp.world_size, "init_from": parent}
+            "processes": ddp.world_size, "init_from": parents}
 if fec_train:
     meta = {"input_size": image_size, "grey": grey, "flip_average": flip_average,
             **fec.finish(model, view, dev, fec_test, workers), "training": training}
@@ -289,6 +299,7 @@ else:
         meta["metrics"] = {"test": evaluate.evaluate_folder(model, meta, root / "test", test_pairs,
                                                             test_triplets, eval_seed, dev)}
 path = checkpoint.save(export, model, meta)
+Path(out_dir).mkdir(parents=True, exist_ok=True)   # not made by fit when epochs=0
 (Path(out_dir) / "metrics.json").write_text(json.dumps(meta.get("metrics", {}), indent=2))
 print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
 if not fec_train:

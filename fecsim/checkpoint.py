@@ -65,6 +65,30 @@ def load(path=None, device="cpu") -> tuple[SiameseResNet18, dict]:
     return model.to(device).eval(), meta
 
 
+def load_average(paths, device="cpu") -> tuple[SiameseResNet18, list[dict]]:
+    """One model whose weights are the mean of several checkpoints', and their metadata.
+
+    A "model soup" (Wortsman et al., 2022): fine-tunes of one model, averaged, often beat each of
+    them, and hold up better on other data. Only fine-tunes of a common parent average well; the
+    shapes are checked here, the common parent is the caller's to know. BatchNorm's running
+    statistics are averaged too; integer buffers come from the first checkpoint.
+    """
+    model, meta = load(paths[0], device)
+    metas = [meta]
+    totals = {k: v.double() for k, v in model.state_dict().items() if v.is_floating_point()}
+    for path in paths[1:]:
+        other, other_meta = load(path, device)
+        state = other.state_dict()
+        if {k: v.shape for k, v in state.items()} != {k: v.shape for k, v in model.state_dict().items()}:
+            raise CheckpointError(f"{path}: its weights are not shaped like {paths[0]}'s, so the two "
+                                  "cannot be averaged")
+        for k in totals:
+            totals[k] += state[k].double()
+        metas.append(other_meta)
+    model.load_state_dict({k: (v / len(paths)).float() for k, v in totals.items()}, strict=False)
+    return model, metas
+
+
 def sha256(path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

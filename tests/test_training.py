@@ -119,8 +119,8 @@ def test_train_py_fine_tunes_from_a_checkpoint(folders, tmp_path):
     for name in ("trunk.conv1.weight", "trunk.layer4.1.conv2.weight", "pair_head.0.weight"):
         assert torch.allclose(child_model.model.get_parameter(name), parent_model.model.get_parameter(name))
     meta = child_model.meta["training"]
-    assert meta["init_from"]["sha256"] == parent_model.sha256
-    assert meta["init_from"]["training"]["history"][0]["epoch"] == 1   # the parent's own record
+    assert meta["init_from"][0]["sha256"] == parent_model.sha256
+    assert meta["init_from"][0]["training"]["history"][0]["epoch"] == 1   # the parent's own record
     misfit = train(f"--out_dir={tmp_path / 'c'}", f"--init_from={parent}", "--embed_dim=16")
     assert misfit.returncode != 0 and "does not fit this run's model settings" in misfit.stderr
 
@@ -160,3 +160,34 @@ def test_train_py_with_device_augmentation(folders, tmp_path):
         [sys.executable, str(ROOT / "train.py"), f"--data={folders}", "--augment=device",
          "--thesis_augment=true"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and "augment='device'" in refused.stderr
+
+
+def test_train_py_averages_checkpoints_into_a_soup(folders, tmp_path):
+    def train(*extra):
+        return subprocess.run(
+            [sys.executable, str(ROOT / "train.py"), f"--data={folders}", "--batch_size=12",
+             "--workers=0", "--val_pairs=60", "--test_pairs=40", "--test_triplets=30", *extra],
+            cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+            timeout=600)
+    a, b, soup = (tmp_path / f"{n}.safetensors" for n in ("a", "b", "soup"))
+    for path, seed in ((a, 0), (b, 1)):
+        done = train("--epochs=1", f"--seed={seed}", f"--out_dir={tmp_path / path.stem}",
+                     f"--export={path}")
+        assert done.returncode == 0, done.stderr[-3000:]
+    done = train("--epochs=0", f"--init_from={a},{b}", f"--out_dir={tmp_path / 'soup'}",
+                 f"--export={soup}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    models = [ExpressionComparer.load(p) for p in (a, b, soup)]
+    for name in ("trunk.conv1.weight", "trunk.bn1.running_var", "pair_head.2.bias"):
+        wa, wb, ws = (m.model.get_buffer(name) if "running" in name else m.model.get_parameter(name)
+                      for m in models)
+        assert not torch.allclose(wa, wb)
+        assert torch.allclose(ws, (wa + wb) / 2, rtol=2e-3, atol=1e-4)   # fp16 storage
+    meta = models[2].meta
+    assert [p["sha256"] for p in meta["training"]["init_from"]] == [m.sha256 for m in models[:2]]
+    assert meta["training"]["history"] == [] and "calibration" in meta and "test" in meta["metrics"]
+    other = tmp_path / "other.safetensors"
+    done = train("--epochs=1", "--embed_dim=16", f"--out_dir={tmp_path / 'other'}", f"--export={other}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    misfit = train("--epochs=0", f"--init_from={a},{other}", f"--out_dir={tmp_path / 'misfit'}")
+    assert misfit.returncode != 0 and "cannot be averaged" in misfit.stderr
