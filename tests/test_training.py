@@ -38,6 +38,15 @@ def folders(tmp_path_factory):
     return make_folders(tmp_path_factory.mktemp("labelled"))
 
 
+def run_train(folders, *settings):
+    """train.py on the generated folders, small and on one thread; later settings win."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), f"--data={folders}", "--epochs=1", "--batch_size=12",
+         "--workers=0", "--val_pairs=60", "--test_pairs=40", "--test_triplets=30", *settings],
+        cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+        timeout=600)
+
+
 def small_run(folders, run_dir, epochs):
     torch.manual_seed(0)
     data = labelled_folder(folders / "train", eval_transform(48))
@@ -72,13 +81,8 @@ def test_train_py_end_to_end_with_extra_pairs(folders, tmp_path):
         Image.new("L", (48, 48), value).save(crops / name)
     (crops / "pairs.csv").write_text("a,b,same\np.png,q.png,0\np.png,p.png,1\n")
     export = tmp_path / "model.safetensors"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), f"--data={folders}", "--epochs=2",
-         "--batch_size=12", "--workers=0", f"--out_dir={tmp_path / 'run'}", f"--export={export}",
-         f"--extra_pairs={crops / 'pairs.csv'}", "--extra_batch_size=2", "--val_pairs=60",
-         "--test_pairs=40", "--test_triplets=30"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = run_train(folders, "--epochs=2", f"--out_dir={tmp_path / 'run'}", f"--export={export}",
+                       f"--extra_pairs={crops / 'pairs.csv'}", "--extra_batch_size=2")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "extra_pairs=" in result.stdout            # the flagged pairs were trained on
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
@@ -100,20 +104,13 @@ def test_unknown_setting_is_refused():
 
 
 def test_train_py_fine_tunes_from_a_checkpoint(folders, tmp_path):
-    def train(*extra):
-        return subprocess.run(
-            [sys.executable, str(ROOT / "train.py"), f"--data={folders}", "--epochs=1",
-             "--batch_size=12", "--workers=0", "--val_pairs=60", "--test_pairs=40",
-             "--test_triplets=30", *extra],
-            cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
-            timeout=600)
     parent = tmp_path / "parent.safetensors"
-    first = train(f"--out_dir={tmp_path / 'a'}", f"--export={parent}")
+    first = run_train(folders, f"--out_dir={tmp_path / 'a'}", f"--export={parent}")
     assert first.returncode == 0, first.stderr[-3000:]
     child = tmp_path / "child.safetensors"
     # A learning rate of ~0 keeps the weights where they started: the parent's.
-    second = train(f"--out_dir={tmp_path / 'b'}", f"--export={child}", f"--init_from={parent}",
-                   "--lr=1e-12", "--seed=1")
+    second = run_train(folders, f"--out_dir={tmp_path / 'b'}", f"--export={child}",
+                       f"--init_from={parent}", "--lr=1e-12", "--seed=1")
     assert second.returncode == 0, second.stderr[-3000:]
     child_model, parent_model = ExpressionComparer.load(child), ExpressionComparer.load(parent)
     for name in ("trunk.conv1.weight", "trunk.layer4.1.conv2.weight", "pair_head.0.weight"):
@@ -121,7 +118,8 @@ def test_train_py_fine_tunes_from_a_checkpoint(folders, tmp_path):
     meta = child_model.meta["training"]
     assert meta["init_from"][0]["sha256"] == parent_model.sha256
     assert meta["init_from"][0]["training"]["history"][0]["epoch"] == 1   # the parent's own record
-    misfit = train(f"--out_dir={tmp_path / 'c'}", f"--init_from={parent}", "--embed_dim=16")
+    misfit = run_train(folders, f"--out_dir={tmp_path / 'c'}", f"--init_from={parent}",
+                       "--embed_dim=16")
     assert misfit.returncode != 0 and "does not fit this run's model settings" in misfit.stderr
 
 
@@ -146,12 +144,8 @@ def test_loss_falls_with_batches_augmented_on_the_device(folders, tmp_path):
 
 def test_train_py_with_device_augmentation(folders, tmp_path):
     export = tmp_path / "model.safetensors"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), f"--data={folders}", "--epochs=1",
-         "--batch_size=12", "--workers=0", "--augment=device", f"--out_dir={tmp_path / 'run'}",
-         f"--export={export}", "--val_pairs=60", "--test_pairs=40", "--test_triplets=30"],
-        cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
-        timeout=600)
+    result = run_train(folders, "--augment=device", f"--out_dir={tmp_path / 'run'}",
+                       f"--export={export}")
     assert result.returncode == 0, result.stderr[-3000:]
     meta = ExpressionComparer.load(export).meta
     assert meta["training"]["settings"]["augment"] == "device"
@@ -163,19 +157,13 @@ def test_train_py_with_device_augmentation(folders, tmp_path):
 
 
 def test_train_py_averages_checkpoints_into_a_soup(folders, tmp_path):
-    def train(*extra):
-        return subprocess.run(
-            [sys.executable, str(ROOT / "train.py"), f"--data={folders}", "--batch_size=12",
-             "--workers=0", "--val_pairs=60", "--test_pairs=40", "--test_triplets=30", *extra],
-            cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
-            timeout=600)
     a, b, soup = (tmp_path / f"{n}.safetensors" for n in ("a", "b", "soup"))
     for path, seed in ((a, 0), (b, 1)):
-        done = train("--epochs=1", f"--seed={seed}", f"--out_dir={tmp_path / path.stem}",
-                     f"--export={path}")
+        done = run_train(folders, f"--seed={seed}", f"--out_dir={tmp_path / path.stem}",
+                         f"--export={path}")
         assert done.returncode == 0, done.stderr[-3000:]
-    done = train("--epochs=0", f"--init_from={a},{b}", f"--out_dir={tmp_path / 'soup'}",
-                 f"--export={soup}")
+    done = run_train(folders, "--epochs=0", f"--init_from={a},{b}", f"--out_dir={tmp_path / 'soup'}",
+                     f"--export={soup}")
     assert done.returncode == 0, done.stderr[-3000:]
     models = [ExpressionComparer.load(p) for p in (a, b, soup)]
     for name in ("trunk.conv1.weight", "trunk.bn1.running_var", "pair_head.2.bias"):
@@ -187,7 +175,9 @@ def test_train_py_averages_checkpoints_into_a_soup(folders, tmp_path):
     assert [p["sha256"] for p in meta["training"]["init_from"]] == [m.sha256 for m in models[:2]]
     assert meta["training"]["history"] == [] and "calibration" in meta and "test" in meta["metrics"]
     other = tmp_path / "other.safetensors"
-    done = train("--epochs=1", "--embed_dim=16", f"--out_dir={tmp_path / 'other'}", f"--export={other}")
+    done = run_train(folders, "--embed_dim=16", f"--out_dir={tmp_path / 'other'}",
+                     f"--export={other}")
     assert done.returncode == 0, done.stderr[-3000:]
-    misfit = train("--epochs=0", f"--init_from={a},{other}", f"--out_dir={tmp_path / 'misfit'}")
+    misfit = run_train(folders, "--epochs=0", f"--init_from={a},{other}",
+                       f"--out_dir={tmp_path / 'misfit'}")
     assert misfit.returncode != 0 and "cannot be averaged" in misfit.stderr
