@@ -299,7 +299,6 @@ else:
         meta["metrics"] = {"test": evaluate.evaluate_folder(model, meta, root / "test", test_pairs,
                                                             test_triplets, eval_seed, dev)}
 path = checkpoint.save(export, model, meta)
-Path(out_dir).mkdir(parents=True, exist_ok=True)   # not made by fit when epochs=0
 (Path(out_dir) / "metrics.json").write_text(json.dumps(meta.get("metrics", {}), indent=2))
 print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
 if not fec_train:

@@ -75,11 +75,12 @@ def load_average(paths, device="cpu") -> tuple[SiameseResNet18, list[dict]]:
     """
     model, meta = load(paths[0], device)
     metas = [meta]
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
     totals = {k: v.double() for k, v in model.state_dict().items() if v.is_floating_point()}
     for path in paths[1:]:
         other, other_meta = load(path, device)
         state = other.state_dict()
-        if {k: v.shape for k, v in state.items()} != {k: v.shape for k, v in model.state_dict().items()}:
+        if {k: v.shape for k, v in state.items()} != shapes:
             raise CheckpointError(f"{path}: its weights are not shaped like {paths[0]}'s, so the two "
                                   "cannot be averaged")
         for k in totals:

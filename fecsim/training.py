@@ -166,6 +166,8 @@ def fit(model, optimizer, scheduler, make_batches, epochs: int, run_dir, device,
     the main process (is_main) evaluates and writes, while the others wait at a barrier.
     """
     run_dir = Path(run_dir)
+    if is_main:   # made up front: the run's other files go here too, even when epochs=0
+        run_dir.mkdir(parents=True, exist_ok=True)
     state_path = run_dir / "last.pt"
     start, history = 0, []
     if state_path.exists():
@@ -216,7 +218,6 @@ def fit(model, optimizer, scheduler, make_batches, epochs: int, run_dir, device,
                     record.update(evaluate(_unwrap(model)))
             history.append(record)
             log(" ".join(f"{k}={v}" for k, v in record.items()))
-            run_dir.mkdir(parents=True, exist_ok=True)
             tmp = state_path.with_suffix(".tmp")
             torch.save({"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict() if scheduler is not None else None,
