@@ -30,6 +30,7 @@ from fecsim import checkpoint, evaluate
 from fecsim.augment import augment_batch
 from fecsim.data import PairsCSV, eval_transform, folder_tensor, labelled_folder, train_transform
 from fecsim.errors import FecsimError
+from fecsim.int8 import export as export_int8, path_for as int8_path_for
 from fecsim.model import ModelConfig, SiameseResNet18
 from fecsim.training import batch_loss, cleanup_distributed, fit, setup_distributed
 
@@ -55,8 +56,12 @@ init_from = ""                        # start from this fecsim checkpoint's weig
                                       # the shipped model on flagged pairs); its history is kept.
                                       # Several, comma-separated: from the mean of their weights
                                       # (fine-tunes of one parent; with epochs=0, just that mean)
-flip_average = False                  # average a face's features with its mirror image's: +0.005
-                                      # validation AUC at 64 px for twice the inference cost, so off
+flip_average = True                   # average a face's features with its mirror image's: +0.005
+                                      # validation AUC at 64 px, the same answer for a mirrored photo,
+                                      # twice the inference cost (which int8 pays for)
+int8 = True                           # labelled folders: also export NAME.int8.onnx, the encoder
+                                      # quantized for CPU inference (about 3x faster, same AUC), and
+                                      # calibrate and score with it, as CPU users will run it
 face_margin = -0.04                   # detected box widened (<0: narrowed) by this share per side;
                                       # FER2013's crops are tighter than MTCNN's box: measured with
                                       # python -m scripts.check_framing <data>/val (model card)
@@ -101,6 +106,7 @@ PRESETS = {
                    image_size=224, optimizer="adam", lr=1e-3, weight_decay=0.0, batch_size=32,
                    epochs=20, schedule="step", step_gamma=0.1, class_loss_weight=0.0,
                    label_smoothing=0.0, thesis_augment=True, val_fraction=0.05, flip_average=False,
+                   int8=False,
                    fec_mode="thesis", out_dir="runs/thesis", export="checkpoints/thesis.safetensors"),
     # FEC triplets at FECNet's margins, colour crops at 112 px from the 224 px cache.
     "fec": dict(fec_train="data/fec/faceexp-comparison-data-train-public.csv",
@@ -108,7 +114,7 @@ PRESETS = {
                 fec_test="data/fec/faceexp-comparison-data-test-public.csv",
                 grey=False, image_size=112, class_loss_weight=0.0, label_smoothing=0.0,
                 epochs=10, batch_size=256, lr=1e-3, weight_decay=0.05, flip_average=True,
-                val_fraction=0.005, workers=8, out_dir="runs/fec",
+                val_fraction=0.005, workers=8, out_dir="runs/fec", int8=False,
                 export="checkpoints/fecsim-fec.safetensors"),
 }
 
@@ -283,8 +289,15 @@ if fec_train:
     if "fec_test" in meta["metrics"]:
         print(format_report(meta["metrics"]["fec_test"]))
 else:
-    # Calibrate on validation pairs, score the test split.
-    z, labels = evaluate.split_features(model, val_images, dev, flip_average=flip_average,
+    # Calibrate on validation pairs, score the test split: with the int8 encoder where there is one.
+    encoder = model
+    if int8:
+        faces = labelled_folder(root / "train", eval_transform(image_size, grey))
+        pick = torch.randperm(len(faces), generator=torch.Generator().manual_seed(seed))[:512]
+        faces = torch.stack([faces[i][0] for i in pick.tolist()])
+        encoder = export_int8(model, torch.cat([faces, faces.flip(-1)]) if flip_average else faces,
+                              int8_path_for(export))
+    z, labels = evaluate.split_features(encoder, val_images, dev, flip_average=flip_average,
                                         workers=workers)
     calibration = evaluate.calibrate(model, z, torch.as_tensor(val_labels).numpy(), val_pairs,
                                      eval_seed, dev)
@@ -292,12 +305,14 @@ else:
         "input_size": image_size, "grey": grey, "flip_average": flip_average,
         "face": {"margin": face_margin, "square": True, "source_size": 48 if grey else None},
         "calibration": calibration, "training": training,
+        **({"int8": {"file": encoder.path.name, "sha256": encoder.sha256,
+                     "calibration_faces": len(faces)}} if int8 else {}),
         "data": {"name": root.name, "source": data_source, "path": str(root), "classes": class_names,
                  "images": {"train": len(train_images), "validation": len(val_labels)}},
     }
     if (root / "test").is_dir():
         meta["metrics"] = {"test": evaluate.evaluate_folder(model, meta, root / "test", test_pairs,
-                                                            test_triplets, eval_seed, dev)}
+                                                            test_triplets, eval_seed, dev, encoder)}
 path = checkpoint.save(export, model, meta)
 (Path(out_dir) / "metrics.json").write_text(json.dumps(meta.get("metrics", {}), indent=2))
 print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")

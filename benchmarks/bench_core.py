@@ -1,6 +1,6 @@
 """Core speed figures on this machine (prints them; asserts nothing).
 
-    python benchmarks/bench_core.py [--checkpoint P] [--device cpu] [--repeats 30]
+    python benchmarks/bench_core.py [--checkpoint P] [--device cpu] [--repeats 30] [--float]
 
 - pair latency p50/p90: two 640 px photos, face detection included (ExpressionComparer.compare);
 - faces embedded per second at batch 64 (crops already made);
@@ -26,13 +26,15 @@ def main():
     parser.add_argument("--checkpoint")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--float", action="store_true", help="the float model, not the int8 encoder")
     args = parser.parse_args()
     from skimage import data
-    comparer = ExpressionComparer.load(args.checkpoint, args.device)
+    comparer = ExpressionComparer.load(args.checkpoint, args.device, int8=False if args.float else None)
     a = Image.fromarray(data.astronaut()).resize((640, 640))
     b = a.transpose(Image.FLIP_LEFT_RIGHT).rotate(5)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {comparer.device}, "
-          f"input {comparer.meta['input_size']} px, flip_average {comparer.meta.get('flip_average')}")
+          f"input {comparer.meta['input_size']} px, flip_average {comparer.meta.get('flip_average')}, "
+          f"encoder {type(comparer.encoder).__name__}")
 
     for _ in range(3):
         comparer.compare(a, b)

@@ -6,7 +6,8 @@
     python -m fecsim evaluate-folder fer2013/test              # the model card's test numbers
     python -m fecsim export-flags flagged/ --out pairs.csv     # the app's flags -> training pairs
 
-Boxes are pixels "x0 y0 x1 y1". A bad row gets its error and the batch goes on; the exit status
+On the CPU, features come from the checkpoint's int8 encoder where it has one (--float: from the
+float model). Boxes are pixels "x0 y0 x1 y1". A bad row gets its error and the batch goes on; the exit status
 is 1 when any row failed. Progress goes to stderr.
 """
 from __future__ import annotations
@@ -101,6 +102,8 @@ def main(argv=None) -> int:
     common.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     common.add_argument("--assume-cropped", action="store_true",
                         help="images are face crops already: skip detection")
+    common.add_argument("--float", action="store_true",
+                        help="run the float model on the CPU too, not the checkpoint's int8 encoder")
     for name, help_ in (("score-pairs", "score a CSV of pairs (a,b)"),
                         ("score-triplets", "odd one out for a CSV of triplets (a,b,c)")):
         p = sub.add_parser(name, parents=[common], help=help_)
@@ -124,7 +127,8 @@ def main(argv=None) -> int:
         return export_flags(argv[1:])
     args = parser.parse_args(argv)
     try:
-        comparer = ExpressionComparer.load(args.checkpoint, args.device)
+        comparer = ExpressionComparer.load(args.checkpoint, args.device,
+                                           int8=False if args.float else None)
         if args.command == "compare":
             print(json.dumps(comparer.compare(args.a, args.b, assume_cropped=args.assume_cropped)
                              .to_dict(), indent=2))
@@ -133,8 +137,10 @@ def main(argv=None) -> int:
             from .evaluate import evaluate_folder
             with torch.no_grad():
                 result = evaluate_folder(comparer.model, comparer.meta, args.root, args.pairs,
-                                         args.triplets, args.seed, comparer.device)
-            print(json.dumps(dict(result, checkpoint=str(comparer.path)), indent=2))
+                                         args.triplets, args.seed, comparer.device,
+                                         encoder=comparer.encoder)
+            print(json.dumps(dict(result, checkpoint=str(comparer.path),
+                                  encoder=type(comparer.encoder).__name__), indent=2))
             return 0
         columns = PAIR_IMAGES if args.command == "score-pairs" else TRIPLET_IMAGES
         rows, failed = score_csv(comparer, args.csv, args.out, columns, args.assume_cropped,

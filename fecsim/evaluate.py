@@ -10,22 +10,24 @@ from .data import eval_transform, labelled_folder, sample_pairs, sample_triplets
 
 
 @torch.no_grad()
-def split_features(model, dataset, device, batch_size: int = 256, flip_average: bool = True,
+def split_features(encoder, dataset, device, batch_size: int = 256, flip_average: bool = True,
                    workers: int = 0):
-    """z for every image of a dataset, in order, with the labels."""
+    """z for every image of a dataset, in order, with the labels. encoder: the model, or anything
+    else with its features() (an int8.Int8Encoder)."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
     feats, labels = [], []
     for images, y in loader:
-        feats.append(features(model, images.to(device), flip_average).cpu())
+        feats.append(features(encoder, images.to(device), flip_average).cpu())
         labels.append(y)
     return torch.cat(feats), torch.cat(labels).numpy()
 
 
-def features(model, images: torch.Tensor, flip_average: bool) -> torch.Tensor:
-    """z, averaged with the mirrored face's when flip_average: expressions are left-right symmetric."""
+def features(encoder, images: torch.Tensor, flip_average: bool) -> torch.Tensor:
+    """z, averaged with the mirrored face's when flip_average: expressions are left-right symmetric,
+    and the answer no longer depends on whether a camera mirrors its picture."""
     if not flip_average:
-        return model.features(images)
-    z = model.features(torch.cat([images, images.flip(-1)]))   # one pass: cheaper than two
+        return encoder.features(images)
+    z = encoder.features(torch.cat([images, images.flip(-1)]))   # one pass: cheaper than two
     return (z[: len(images)] + z[len(images):]) / 2
 
 
@@ -89,9 +91,12 @@ def _rounded(interval) -> list:
     return [round(v, 4) for v in interval]
 
 
-def evaluate_folder(model, meta: dict, root, n_pairs=1000, n_triplets=1000, seed=0, device="cpu"):
-    """The model card's numbers for one labelled split (e.g. fer2013/test)."""
+def evaluate_folder(model, meta: dict, root, n_pairs=1000, n_triplets=1000, seed=0, device="cpu",
+                    encoder=None):
+    """The model card's numbers for one labelled split (e.g. fer2013/test); encoder: what computes
+    the features, when not the model itself (its int8 copy)."""
     dataset = labelled_folder(root, eval_transform(meta["input_size"], meta.get("grey", True)))
-    z, labels = split_features(model, dataset, device, flip_average=meta.get("flip_average", False))
+    z, labels = split_features(encoder or model, dataset, device,
+                               flip_average=meta.get("flip_average", False))
     return score(model, z, labels, meta["calibration"], n_pairs, n_triplets, seed, device,
                  intervals=True)

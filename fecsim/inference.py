@@ -12,6 +12,8 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 from . import checkpoint
+from .errors import CheckpointError
+from .int8 import Int8Encoder
 from .evaluate import calibrated, features
 from .faces import Face, FaceCropper
 from .metrics import odd_from_pair_probabilities
@@ -51,10 +53,12 @@ class TripletResult:
 
 
 class ExpressionComparer:
-    def __init__(self, model, meta: dict, path, device):
-        self.model, self.meta, self.path, self.device = model, meta, Path(path), torch.device(device)
+    def __init__(self, model, meta: dict, path, device, int8: bool | None = None):
+        self.model, self.meta, self.path = model, meta, Path(path)
         # Channels-last convolutions run about 1.5x faster on CPU (oneDNN); same numbers otherwise.
         self.model.to(memory_format=torch.channels_last)
+        self.int8 = int8
+        self.to(device)
         self.cropper = FaceCropper.from_meta(meta, device="cpu")
         self.calibration = meta["calibration"]
         self.threshold = float(self.calibration["threshold"])
@@ -66,12 +70,13 @@ class ExpressionComparer:
                                               initializer=torch.set_num_threads, initargs=(1,))
 
     @classmethod
-    def load(cls, checkpoint_path=None, device=None) -> "ExpressionComparer":
-        """The shipped model when checkpoint_path is None; device None picks cuda, mps or cpu."""
+    def load(cls, checkpoint_path=None, device=None, int8=None) -> "ExpressionComparer":
+        """The shipped model when checkpoint_path is None; device None picks cuda, mps or cpu.
+        int8 None: on the CPU, the checkpoint's int8 encoder where it has one; False: never."""
         path = checkpoint_path or checkpoint.SHIPPED
         device = pick_device(device)
         model, meta = checkpoint.load(path, device)
-        return cls(model, meta, path, device)
+        return cls(model, meta, path, device, int8)
 
     @property
     def sha256(self) -> str:
@@ -81,8 +86,16 @@ class ExpressionComparer:
         return self._sha256
 
     def to(self, device) -> "ExpressionComparer":
+        """Move to device; the encoder (what turns crops into features) follows: the int8 copy on
+        the CPU where there is one, else the model itself."""
         self.device = torch.device(device)
         self.model.to(self.device)
+        self.encoder = self.model
+        if self.device.type == "cpu" and self.int8 is not False:
+            self.encoder = Int8Encoder.for_checkpoint(self.path, self.meta) or self.model
+        if self.int8 and self.encoder is self.model:
+            raise CheckpointError(f"{self.path}: no int8 encoder to run (it needs the CPU "
+                                             "and a checkpoint exported with one)")
         return self
 
     def face(self, source, box=None, normalized_box=None, assume_cropped=False) -> Face:
@@ -100,7 +113,7 @@ class ExpressionComparer:
         images = [c.crop if isinstance(c, Face) else c for c in crops]
         batch = torch.stack([pil_to_tensor(_sized(i, self.meta["input_size"])) for i in images])
         batch = (batch.to(self.device, torch.float32) / 255).contiguous(memory_format=torch.channels_last)
-        return features(self.model, batch, self.meta.get("flip_average", False))
+        return features(self.encoder, batch, self.meta.get("flip_average", False))
 
     @torch.no_grad()
     def embed(self, crops) -> torch.Tensor:

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from fecsim import ExpressionComparer
 from fecsim.data import eval_transform, labelled_folder
+from fecsim.int8 import Int8Encoder
 from fecsim.model import ModelConfig, SiameseResNet18
 from fecsim.training import batch_loss, fit
 
@@ -39,10 +40,12 @@ def folders(tmp_path_factory):
 
 
 def run_train(folders, *settings):
-    """train.py on the generated folders, small and on one thread; later settings win."""
+    """train.py on the generated folders, small and on one thread, without the int8 export (one
+    test asks for it); later settings win."""
     return subprocess.run(
         [sys.executable, str(ROOT / "train.py"), f"--data={folders}", "--epochs=1", "--batch_size=12",
-         "--workers=0", "--val_pairs=60", "--test_pairs=40", "--test_triplets=30", *settings],
+         "--workers=0", "--val_pairs=60", "--test_pairs=40", "--test_triplets=30", "--int8=false",
+         *settings],
         cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
         timeout=600)
 
@@ -82,7 +85,7 @@ def test_train_py_end_to_end_with_extra_pairs(folders, tmp_path):
     (crops / "pairs.csv").write_text("a,b,same\np.png,q.png,0\np.png,p.png,1\n")
     export = tmp_path / "model.safetensors"
     result = run_train(folders, "--epochs=2", f"--out_dir={tmp_path / 'run'}", f"--export={export}",
-                       f"--extra_pairs={crops / 'pairs.csv'}", "--extra_batch_size=2")
+                       f"--extra_pairs={crops / 'pairs.csv'}", "--extra_batch_size=2", "--int8=true")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "extra_pairs=" in result.stdout            # the flagged pairs were trained on
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
@@ -90,11 +93,18 @@ def test_train_py_end_to_end_with_extra_pairs(folders, tmp_path):
     for name in ("pair_auc", "pair_accuracy", "triplet_accuracy"):   # the test figures' spread
         low, high = metrics[f"{name}_interval"]
         assert 0 <= low <= metrics[name] <= high <= 1
-    comparer = ExpressionComparer.load(export)
+    comparer = ExpressionComparer.load(export, "cpu")
     assert "--extra_pairs" in comparer.meta["training"]["command"]
-    image = folders / "test" / "class0" / "0.png"
-    r = comparer.compare(image, image, assume_cropped=True)
+    # The int8 encoder was exported beside it, calibrated with and is what the CPU runs.
+    assert isinstance(comparer.encoder, Int8Encoder)
+    assert comparer.meta["int8"]["sha256"] == comparer.encoder.sha256
+    assert comparer.encoder.path == export.with_suffix(".int8.onnx")
+    image, other = folders / "test" / "class0" / "0.png", folders / "test" / "class2" / "0.png"
+    r = comparer.compare(image, other, assume_cropped=True)
     assert 0 <= r.probability <= 1
+    float_model = ExpressionComparer.load(export, "cpu", int8=False)
+    assert float_model.compare(image, other, assume_cropped=True).probability == pytest.approx(
+        r.probability, abs=0.05)
 
 
 def test_unknown_setting_is_refused():
