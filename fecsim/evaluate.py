@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from . import metrics
@@ -10,25 +11,37 @@ from .data import eval_transform, labelled_folder, sample_pairs, sample_triplets
 
 
 @torch.no_grad()
-def split_features(encoder, dataset, device, batch_size: int = 256, flip_average: bool = True,
-                   workers: int = 0):
+def split_features(encoder, dataset, device, view: dict, batch_size: int = 256, workers: int = 0):
     """z for every image of a dataset, in order, with the labels. encoder: the model, or anything
-    else with its features() (an int8.Int8Encoder)."""
+    else with its features() (an int8.Int8Encoder); view: as features() takes it."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
     feats, labels = [], []
     for images, y in loader:
-        feats.append(features(encoder, images.to(device), flip_average).cpu())
+        feats.append(features(encoder, images.to(device), view).cpu())
         labels.append(y)
     return torch.cat(feats), torch.cat(labels).numpy()
 
 
-def features(encoder, images: torch.Tensor, flip_average: bool) -> torch.Tensor:
-    """z, averaged with the mirrored face's when flip_average: expressions are left-right symmetric,
-    and the answer no longer depends on whether a camera mirrors its picture."""
-    if not flip_average:
-        return encoder.features(images)
-    z = encoder.features(torch.cat([images, images.flip(-1)]))   # one pass: cheaper than two
-    return (z[: len(images)] + z[len(images):]) / 2
+def model_inputs(images: torch.Tensor, view: dict) -> torch.Tensor:
+    """What the encoder sees of a batch of faces, given a view (a checkpoint's meta will do):
+    - zoom < 1: the central share of each face, scaled back up. Training's random resized crops
+      showed faces larger than whole ones look, so a slightly closer view matches what the
+      network learnt from (Touvron et al., 2019, "FixRes");
+    - flip_average: the mirror images too, after the faces, to be averaged with them."""
+    zoom, size = view.get("zoom", 1.0), images.shape[-1]
+    if zoom < 1:
+        side = round(size * zoom)
+        start = (size - side) // 2
+        images = F.interpolate(images[..., start:start + side, start:start + side], size=size,
+                               mode="bilinear", align_corners=False)
+    return torch.cat([images, images.flip(-1)]) if view.get("flip_average", False) else images
+
+
+def features(encoder, images: torch.Tensor, view: dict) -> torch.Tensor:
+    """z for a batch of faces. With flip_average, averaged with the mirrored face's: expressions
+    are left-right symmetric, and the answer no longer depends on whether a camera mirrors."""
+    z = encoder.features(model_inputs(images, view))   # one pass: cheaper than two
+    return (z[: len(images)] + z[len(images):]) / 2 if len(z) > len(images) else z
 
 
 @torch.no_grad()
@@ -96,7 +109,6 @@ def evaluate_folder(model, meta: dict, root, n_pairs=1000, n_triplets=1000, seed
     """The model card's numbers for one labelled split (e.g. fer2013/test); encoder: what computes
     the features, when not the model itself (its int8 copy)."""
     dataset = labelled_folder(root, eval_transform(meta["input_size"], meta.get("grey", True)))
-    z, labels = split_features(encoder or model, dataset, device,
-                               flip_average=meta.get("flip_average", False))
+    z, labels = split_features(encoder or model, dataset, device, meta)
     return score(model, z, labels, meta["calibration"], n_pairs, n_triplets, seed, device,
                  intervals=True)

@@ -113,7 +113,7 @@ class ExpressionComparer:
         images = [c.crop if isinstance(c, Face) else c for c in crops]
         batch = torch.stack([pil_to_tensor(_sized(i, self.meta["input_size"])) for i in images])
         batch = (batch.to(self.device, torch.float32) / 255).contiguous(memory_format=torch.channels_last)
-        return features(self.encoder, batch, self.meta.get("flip_average", False))
+        return features(self.encoder, batch, self.meta)
 
     @torch.no_grad()
     def embed(self, crops) -> torch.Tensor:

@@ -6,6 +6,7 @@ from PIL import Image
 
 from fecsim import metrics
 from fecsim.data import PairsCSV, eval_transform, sample_pairs, sample_triplets
+from fecsim.evaluate import model_inputs
 
 
 def test_roc_auc_hand_worked():
@@ -99,3 +100,16 @@ def test_pairs_csv_missing_column(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\nx.png,y.png\n")
     with pytest.raises(ValueError, match="missing columns"):
         PairsCSV(tmp_path / "bad.csv", eval_transform(48))
+
+
+def test_model_inputs_zoom_into_the_centre_and_add_mirror_images():
+    faces = torch.zeros(2, 3, 48, 48)
+    faces[..., :2, :] = faces[..., -3:, :] = 1   # a frame 2-3 px wide: outside the central 0.9
+    faces[..., :, :2] = faces[..., :, -3:] = 1
+    faces[1, :, 20:28, 10:16] = 0.5              # and something off-centre to mirror
+    assert torch.equal(model_inputs(faces, {}), faces)
+    closer = model_inputs(faces, {"zoom": 0.9})
+    assert closer.shape == faces.shape and closer[0].max() == 0   # the frame is gone, all of it
+    both = model_inputs(faces, {"zoom": 0.9, "flip_average": True})
+    assert both.shape == (4, 3, 48, 48)
+    assert torch.equal(both[:2], closer) and torch.equal(both[2:], closer.flip(-1))

@@ -22,10 +22,10 @@ FECNET_ACCURACY = 0.818
 @torch.no_grad()
 def face_features(model, view: dict, faces, cache: CropCache, device, batch_size: int = 256,
                   workers: int = 0) -> torch.Tensor:
-    """z of each face (rows in the order given); view gives input_size, grey, flip_average."""
+    """z of each face (rows in the order given); view gives input_size, grey, flip_average, zoom."""
     dataset = Faces(faces, cache, eval_transform(view["input_size"], view.get("grey", False)))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
-    out = [features(model, images.to(device), view.get("flip_average", False)).float().cpu()
+    out = [features(model, images.to(device), view).float().cpu()
            for images in loader]
     return torch.cat(out) if out else torch.zeros(0, 1)
 
