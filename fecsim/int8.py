@@ -83,6 +83,8 @@ class Int8Encoder:
                                   "to run the float model")
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # Idle ONNX Runtime threads otherwise spin, taking the cores face detection needs next.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), options,
                                                 providers=["CPUExecutionProvider"])
