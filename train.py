@@ -63,7 +63,7 @@ zoom = 0.9                            # evaluation and inference see the central
                                       # scaled up: training's random resized crops showed faces that
                                       # much larger (FixRes); +0.002 validation AUC at no cost
 int8 = True                           # labelled folders: also export NAME.int8.onnx, the encoder
-                                      # quantized for CPU inference (about 3x faster, same AUC), and
+                                      # quantized for CPU inference (about 2x faster, same AUC), and
                                       # calibrate and score with it, as CPU users will run it
 face_margin = -0.04                   # detected box widened (<0: narrowed) by this share per side;
                                       # FER2013's crops are tighter than MTCNN's box: measured with

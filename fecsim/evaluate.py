@@ -40,8 +40,10 @@ def model_inputs(images: torch.Tensor, view: dict) -> torch.Tensor:
 def features(encoder, images: torch.Tensor, view: dict) -> torch.Tensor:
     """z for a batch of faces. With flip_average, averaged with the mirrored face's: expressions
     are left-right symmetric, and the answer no longer depends on whether a camera mirrors."""
-    z = encoder.features(model_inputs(images, view))   # one pass: cheaper than two
-    return (z[: len(images)] + z[len(images):]) / 2 if len(z) > len(images) else z
+    z = encoder.features(model_inputs(images, view))   # the mirror images in the same pass
+    if view.get("flip_average", False):
+        z = (z[: len(images)] + z[len(images):]) / 2
+    return z
 
 
 @torch.no_grad()

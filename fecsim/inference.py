@@ -13,9 +13,9 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from . import checkpoint
 from .errors import CheckpointError
-from .int8 import Int8Encoder
 from .evaluate import calibrated, features
 from .faces import Face, FaceCropper
+from .int8 import Int8Encoder
 from .metrics import odd_from_pair_probabilities
 from .training import pick_device
 
@@ -94,8 +94,8 @@ class ExpressionComparer:
         if self.device.type == "cpu" and self.int8 is not False:
             self.encoder = Int8Encoder.for_checkpoint(self.path, self.meta) or self.model
         if self.int8 and self.encoder is self.model:
-            raise CheckpointError(f"{self.path}: no int8 encoder to run (it needs the CPU "
-                                             "and a checkpoint exported with one)")
+            raise CheckpointError(f"{self.path}: no int8 encoder to run (it needs the CPU and a "
+                                  "checkpoint exported with one)")
         return self
 
     def face(self, source, box=None, normalized_box=None, assume_cropped=False) -> Face:

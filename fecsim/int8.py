@@ -2,7 +2,7 @@
 
 The encoder (images in [0, 1] -> z, normalisation included) is exported to ONNX and quantized
 statically: weights per output channel, activations to the ranges they take on calibration faces.
-On 2 AVX2 cores it embeds about 3x as many faces per second as the float torch trunk, with the
+On 2 AVX2 cores it embeds about twice as many faces per second as the float torch model, with the
 same validation AUC (model card); that is what pays for flip averaging. Only the encoder is
 quantized: the pair head is tiny and stays in torch, so (a, b) and (b, a) still agree exactly.
 
@@ -16,9 +16,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
 from torch import nn
 
+from .checkpoint import sha256
 from .errors import CheckpointError
 
 
@@ -72,9 +74,6 @@ class Int8Encoder:
     """z for images, like SiameseResNet18.features, from the int8 ONNX file."""
 
     def __init__(self, path, expected_sha256: str | None = None):
-        import onnxruntime as ort
-        from .checkpoint import sha256
-
         self.path = Path(path)
         self.sha256 = sha256(self.path)
         if expected_sha256 and self.sha256 != expected_sha256:

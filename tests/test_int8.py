@@ -84,3 +84,10 @@ def test_a_missing_int8_file_falls_back_to_the_float_model_with_a_warning(export
         assert comparer.encoder is comparer.model
         with pytest.raises(CheckpointError, match="no int8 encoder"):
             ExpressionComparer.load(alone, "cpu", int8=True)
+
+
+def test_a_file_that_is_not_onnx_is_refused_with_its_name(tmp_path):
+    bogus = tmp_path / "model.int8.onnx"
+    bogus.write_text("not a model")
+    with pytest.raises(CheckpointError, match=r"model\.int8\.onnx: not a readable ONNX model"):
+        int8.Int8Encoder(bogus)
