@@ -13,7 +13,8 @@
     torchrun --nproc_per_node=8 train.py --preset=fec                  # DistributedDataParallel
 
 A run writes runs/<name>/last.pt after every epoch and resumes from it when started again with the
-same out_dir; when training is done it calibrates on validation pairs, scores the test split and
+same out_dir; when training is done it exports the int8 encoder beside the checkpoint (labelled
+folders; --int8=false skips it), calibrates on validation pairs with it, scores the test split and
 exports a safetensors checkpoint with its metadata. Under torchrun every process trains on its
 share of each epoch; only rank 0 logs, evaluates and writes.
 """
