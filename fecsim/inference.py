@@ -112,7 +112,9 @@ class ExpressionComparer:
         """z for face crops (Face objects or PIL crops already at the model's input size)."""
         images = [c.crop if isinstance(c, Face) else c for c in crops]
         batch = torch.stack([pil_to_tensor(_sized(i, self.meta["input_size"])) for i in images])
-        batch = (batch.to(self.device, torch.float32) / 255).contiguous(memory_format=torch.channels_last)
+        batch = batch.to(self.device, torch.float32) / 255
+        if self.encoder is self.model:   # the int8 encoder takes plain NCHW arrays
+            batch = batch.contiguous(memory_format=torch.channels_last)
         return features(self.encoder, batch, self.meta)
 
     @torch.no_grad()
