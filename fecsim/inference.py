@@ -58,6 +58,7 @@ class ExpressionComparer:
         # Channels-last convolutions run about 1.5x faster on CPU (oneDNN); same numbers otherwise.
         self.model.to(memory_format=torch.channels_last)
         self.int8 = int8
+        self._cpu_encoder = None   # the int8 copy (or the model), built on the first move to the CPU
         self.to(device)
         self.cropper = FaceCropper.from_meta(meta, device="cpu")
         self.calibration = meta["calibration"]
@@ -92,7 +93,9 @@ class ExpressionComparer:
         self.model.to(self.device)
         self.encoder = self.model
         if self.device.type == "cpu" and self.int8 is not False:
-            self.encoder = Int8Encoder.for_checkpoint(self.path, self.meta) or self.model
+            if self._cpu_encoder is None:   # once: it hashes the file and starts a session
+                self._cpu_encoder = Int8Encoder.for_checkpoint(self.path, self.meta) or self.model
+            self.encoder = self._cpu_encoder
         if self.int8 and self.encoder is self.model:
             raise CheckpointError(f"{self.path}: no int8 encoder to run (it needs the CPU and a "
                                   "checkpoint exported with one)")

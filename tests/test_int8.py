@@ -55,6 +55,8 @@ def test_comparer_runs_the_int8_encoder_on_the_cpu(exported):
     comparer = ExpressionComparer.load(path, "cpu")
     assert isinstance(comparer.encoder, int8.Int8Encoder)
     assert ExpressionComparer.load(path, "cpu", int8=False).encoder is not comparer.encoder
+    encoder = comparer.encoder
+    assert comparer.to("cpu").encoder is encoder   # moving again keeps the session it has
 
 
 def test_flip_averaged_int8_answers_are_mirror_invariant(exported):
