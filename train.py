@@ -30,6 +30,7 @@ from torch.utils.data.distributed import DistributedSampler
 from fecsim import checkpoint, evaluate
 from fecsim.augment import augment_batch
 from fecsim.data import PairsCSV, eval_transform, folder_tensor, labelled_folder, train_transform
+from fecsim.distill import Teacher
 from fecsim.errors import FecsimError
 from fecsim.int8 import export as export_int8, path_for as int8_path_for
 from fecsim.model import ModelConfig, SiameseResNet18
@@ -53,6 +54,11 @@ image_size = 64                       # FER2013's 48 px faces upscaled (detected
 grey = True                           # FER2013 is greyscale; colour photos are turned grey to match
 imagenet = False                      # start from ImageNet weights (needs a network once)
 freeze_trunk = False
+teacher = ""                          # labelled folders: a fecsim checkpoint whose answers on each
+                                      # augmented batch are soft targets beside the labels
+                                      # (knowledge distillation; fecsim.distill)
+teacher_weight = 0.5                  # the teacher's share of the pair and class losses
+teacher_temperature = 2.0             # softens the teacher's class probabilities
 init_from = ""                        # start from this fecsim checkpoint's weights (fine-tuning, e.g.
                                       # the shipped model on flagged pairs); its history is kept.
                                       # Several, comma-separated: from the mean of their weights
@@ -202,6 +208,14 @@ if init_from:
                  f"pair_hidden, classes): {exc}")
     parents = [{"path": p, "sha256": checkpoint.sha256(p), "training": m.get("training")}
                for p, m in zip(paths, parent_metas)]
+teacher_model = None
+if teacher:
+    if fec_train:
+        sys.exit("teacher: distillation is for labelled folders")
+    try:
+        teacher_model = Teacher(teacher, dev, teacher_weight, teacher_temperature)
+    except (FecsimError, ValueError) as exc:
+        sys.exit(str(exc))
 params = [p for p in model.parameters() if p.requires_grad]
 opt = (torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if optimizer == "adamw"
        else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay))
@@ -273,7 +287,7 @@ def loss_fn(m, batch):
             extra_loss, extra_parts = batch_loss(m, {k: batch[k] for k in ("a", "b", "same")})
             loss, parts = loss + extra_loss, {**parts, **extra_parts}
         return loss, parts
-    return batch_loss(m, batch, class_loss_weight, label_smoothing)
+    return batch_loss(m, batch, class_loss_weight, label_smoothing, teacher_model)
 
 
 log(f"device {dev} x {ddp.world_size} processes; {len(train_images)} training "
@@ -286,7 +300,8 @@ if not is_main:
 
 model.eval()
 training = {"command": command, "settings": config, "history": history,
-            "processes": ddp.world_size, "init_from": parents}
+            "processes": ddp.world_size, "init_from": parents,
+            **({"teacher": {"path": teacher, "sha256": teacher_model.sha256}} if teacher else {})}
 if fec_train:
     meta = {**view, **fec.finish(model, view, dev, fec_test, workers), "training": training}
     if "fec_test" in meta["metrics"]:

@@ -121,7 +121,8 @@ def autocast(device: torch.device):
     return nullcontext()
 
 
-def in_batch_pair_loss(model: SiameseResNet18, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def in_batch_pair_loss(model: SiameseResNet18, z: torch.Tensor, labels: torch.Tensor,
+                       teacher=None, teacher_z: torch.Tensor | None = None) -> torch.Tensor:
     i, j = torch.triu_indices(len(labels), len(labels), offset=1, device=z.device)
     same = (labels[i] == labels[j]).float()
     logits = model.pair_logits(z[i], z[j]).float()
@@ -129,18 +130,29 @@ def in_batch_pair_loss(model: SiameseResNet18, z: torch.Tensor, labels: torch.Te
     n_same = same.sum().clamp(min=1)
     n_diff = (1 - same).sum().clamp(min=1)
     weight = same * (len(same) / (2 * n_same)) + (1 - same) * (len(same) / (2 * n_diff))
-    return F.binary_cross_entropy_with_logits(logits, same, weight=weight)
+    loss = F.binary_cross_entropy_with_logits(logits, same, weight=weight)
+    if teacher is None:
+        return loss
+    soft = teacher.pair_probabilities(teacher_z, i, j)
+    return ((1 - teacher.weight) * loss
+            + teacher.weight * F.binary_cross_entropy_with_logits(logits, soft, weight=weight))
 
 
 def batch_loss(model: SiameseResNet18, batch: dict, class_weight: float = 1.0,
-               label_smoothing: float = 0.0) -> tuple[torch.Tensor, dict]:
+               label_smoothing: float = 0.0, teacher=None) -> tuple[torch.Tensor, dict]:
+    """teacher: a distill.Teacher, whose answers on the batch's images join their labels."""
     parts = {}
     if "images" in batch:
         z = model.features(batch["images"])
-        parts["pairs"] = in_batch_pair_loss(model, z, batch["labels"])
+        teacher_z = teacher.features(batch["images"]) if teacher is not None else None
+        parts["pairs"] = in_batch_pair_loss(model, z, batch["labels"], teacher, teacher_z)
         if model.classifier is not None and class_weight > 0:
-            parts["classes"] = class_weight * F.cross_entropy(
-                model.classify(z).float(), batch["labels"], label_smoothing=label_smoothing)
+            logits = model.classify(z).float()
+            loss = F.cross_entropy(logits, batch["labels"], label_smoothing=label_smoothing)
+            if teacher is not None:
+                loss = ((1 - teacher.weight) * loss
+                        + teacher.weight * teacher.class_loss(logits, teacher_z))
+            parts["classes"] = class_weight * loss
     if "a" in batch:
         parts["extra_pairs"] = F.binary_cross_entropy_with_logits(
             model(batch["a"], batch["b"]).float(), batch["same"].float())

@@ -191,3 +191,22 @@ def test_train_py_averages_checkpoints_into_a_soup(folders, tmp_path):
     misfit = run_train(folders, "--epochs=0", f"--init_from={a},{other}",
                        f"--out_dir={tmp_path / 'misfit'}")
     assert misfit.returncode != 0 and "cannot be averaged" in misfit.stderr
+
+
+def test_train_py_distils_from_a_teacher(folders, tmp_path):
+    teacher = tmp_path / "teacher.safetensors"
+    done = run_train(folders, f"--out_dir={tmp_path / 't'}", f"--export={teacher}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    student = tmp_path / "student.safetensors"
+    done = run_train(folders, f"--out_dir={tmp_path / 's'}", f"--export={student}",
+                     f"--teacher={teacher}", "--teacher_weight=0.7", "--augment=device")
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = ExpressionComparer.load(student).meta["training"]
+    assert meta["teacher"]["sha256"] == ExpressionComparer.load(teacher).sha256
+    assert meta["settings"]["teacher_weight"] == 0.7 and meta["history"][0]["classes"] > 0
+    pairs_only = tmp_path / "pairs-only.safetensors"
+    done = run_train(folders, f"--out_dir={tmp_path / 'p'}", f"--export={pairs_only}",
+                     "--class_loss_weight=0")
+    assert done.returncode == 0, done.stderr[-3000:]
+    refused = run_train(folders, f"--out_dir={tmp_path / 'r'}", f"--teacher={pairs_only}")
+    assert refused.returncode != 0 and "needs an expression classifier" in refused.stderr
