@@ -113,10 +113,17 @@ def test_unknown_setting_is_refused():
     assert result.returncode != 0 and "unknown setting" in result.stderr
 
 
-def test_train_py_fine_tunes_from_a_checkpoint(folders, tmp_path):
-    parent = tmp_path / "parent.safetensors"
-    first = run_train(folders, f"--out_dir={tmp_path / 'a'}", f"--export={parent}")
-    assert first.returncode == 0, first.stderr[-3000:]
+@pytest.fixture(scope="module")
+def trained(folders, tmp_path_factory):
+    """A checkpoint train.py made from the generated folders (one epoch, default settings)."""
+    path = tmp_path_factory.mktemp("trained") / "model.safetensors"
+    done = run_train(folders, f"--out_dir={path.parent / 'run'}", f"--export={path}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return path
+
+
+def test_train_py_fine_tunes_from_a_checkpoint(folders, trained, tmp_path):
+    parent = trained
     child = tmp_path / "child.safetensors"
     # A learning rate of ~0 keeps the weights where they started: the parent's.
     second = run_train(folders, f"--out_dir={tmp_path / 'b'}", f"--export={child}",
@@ -193,10 +200,8 @@ def test_train_py_averages_checkpoints_into_a_soup(folders, tmp_path):
     assert misfit.returncode != 0 and "cannot be averaged" in misfit.stderr
 
 
-def test_train_py_distils_from_a_teacher(folders, tmp_path):
-    teacher = tmp_path / "teacher.safetensors"
-    done = run_train(folders, f"--out_dir={tmp_path / 't'}", f"--export={teacher}")
-    assert done.returncode == 0, done.stderr[-3000:]
+def test_train_py_distils_from_a_teacher(folders, trained, tmp_path):
+    teacher = trained
     student = tmp_path / "student.safetensors"
     done = run_train(folders, f"--out_dir={tmp_path / 's'}", f"--export={student}",
                      f"--teacher={teacher}", "--teacher_weight=0.7", "--augment=device")
