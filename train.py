@@ -8,6 +8,8 @@
         --epochs=5 --lr=3e-4 --out_dir=runs/flags    # fine-tune the shipped model on them
     python train.py --init_from=A.safetensors,B.safetensors --epochs=0 \
         --out_dir=runs/soup                          # average fine-tunes of one model (a model soup)
+    python train.py --init_from=A.safetensors --teacher=A.safetensors --epochs=8 --lr=1e-3 \
+        --out_dir=runs/kd                            # fine-tune A towards its own answers (distillation)
     python train.py --preset=fec                     # FEC triplets (python -m fecsim.fec download first)
     python train.py --preset=thesis --fec_train=CSV --fec_images=DIR   # the thesis's FEC pairs
     torchrun --nproc_per_node=8 train.py --preset=fec                  # DistributedDataParallel
