@@ -24,14 +24,14 @@ class Teacher:
         if not 0 <= weight <= 1:
             raise ValueError(f"teacher weight {weight} is not between 0 and 1")
         self.model, self.meta = checkpoint.load(path, device)
+        if self.model.classifier is None:
+            raise ValueError(f"{path}: a teacher needs an expression classifier (num_classes > 0)")
         self.model.eval().requires_grad_(False)
-        self.path, self.sha256 = str(path), checkpoint.sha256(path)
+        self.sha256 = checkpoint.sha256(path)   # recorded in the student's metadata
         self.weight, self.temperature = weight, temperature
         self.encoder = self.model
         if torch.device(device).type == "cpu":
             self.encoder = Int8Encoder.for_checkpoint(path, self.meta) or self.model
-        if self.model.classifier is None:
-            raise ValueError(f"{path}: a teacher needs an expression classifier (num_classes > 0)")
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
