@@ -26,24 +26,31 @@ import sys
 from pathlib import Path
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Subset, TensorDataset
+from torch.utils.data import (BatchSampler, DataLoader, RandomSampler, Subset, TensorDataset,
+                              WeightedRandomSampler)
 from torch.utils.data.distributed import DistributedSampler
 
 from fecsim import checkpoint, evaluate
 from fecsim.augment import augment_batch
-from fecsim.data import PairsCSV, eval_transform, folder_tensor, labelled_folder, train_transform
+from fecsim.data import (PairsCSV, class_balance_weights, eval_transform, expression_split,
+                         folder_tensor, is_vote_folder, train_transform, VoteFolder)
 from fecsim.distill import Teacher
 from fecsim.errors import FecsimError
 from fecsim.int8 import export as export_int8, path_for as int8_path_for
-from fecsim.model import ModelConfig, SiameseResNet18
+from fecsim.model import ModelConfig, SiameseResNet18, load_parent_weights
 from fecsim.training import batch_loss, cleanup_distributed, fit, setup_distributed
 
 # data
-data = "../shared/datasets/fer2013"   # labelled folders: <data>/{train,val,test}/<label>/*
-data_source = ("FER2013 (Goodfellow et al., ICML 2013 challenges in representation learning; "
-               "Kaggle), official train/PublicTest/PrivateTest split, research use")
+data = "../shared/datasets/fer2013"   # <data>/{train,val,test}/: one folder per label (FER2013),
+                                      # or images beside labels.csv of rater votes (FER+)
+data_source = ""                      # provenance for the metadata; "" = KNOWN_SOURCES[folder name]
 extra_pairs = ""                      # CSV of labelled pairs of face crops (a,b,same)
 extra_batch_size = 16
+balance = 0.0                         # class sampling: 0 = as the data comes, 1 = every class
+                                      # equally often (the weak expressions are rare: FER+ has ~175
+                                      # disgust faces by majority)
+min_agreement = 0                     # vote-labelled: validate on faces whose majority has at least
+                                      # this many votes (6 of 10: FER+'s clear-majority faces)
 val_fraction = 0.0                    # >0: hold this share of train out for validation instead of val/
 out_dir = "runs/fer2013"
 export = "checkpoints/fecsim-fer2013.safetensors"
@@ -102,6 +109,8 @@ augment = "pil"                       # labelled folders: "pil" augments each im
                                       # processes (data.train_transform; the shipped model), "device"
                                       # whole batches on the training device (fecsim.augment), where a
                                       # GPU is not held back by the CPU: same steps and ranges
+domain_augment = False                # with augment=device: also degrade faces as photos from other
+                                      # sources are (resolution, exposure, blur, JPEG, noise)
 workers = 4                           # DataLoader processes: augmentation, not the GPU, sets the pace
 seed = 0
 device = ""                           # "" = cuda, then mps, then cpu
@@ -110,6 +119,16 @@ val_pairs = 4000
 test_pairs = 1000
 test_triplets = 1000
 eval_seed = 0
+score_test = True                     # score the test split at export (read a test split once per
+                                      # model you ship: off while choosing)
+
+KNOWN_SOURCES = {
+    "fer2013": ("FER2013 (Goodfellow et al., ICML 2013 challenges in representation learning; "
+                "Kaggle), official train/PublicTest/PrivateTest split, research use"),
+    "ferplus": ("FER+ (Barsoum et al., ICMI 2016, arXiv 1608.01041): FER2013's faces, 10 crowd "
+                "votes each over 8 expressions; labels MIT (Microsoft), images FER2013's (research "
+                "use); FER2013's official split"),
+}
 
 PRESETS = {
     # Frozen ImageNet ResNet18, concatenated 512+512 -> 256 -> 1, BCE, Adam 1e-3, batch 32,
@@ -157,6 +176,8 @@ dev, is_main = ddp.device, ddp.is_main
 log = print if is_main else (lambda *a, **k: None)
 if dev.type == "cuda":
     torch.backends.cudnn.benchmark = True   # fixed input size: let cuDNN pick its fastest kernels
+if domain_augment and augment != "device":
+    sys.exit("domain_augment needs augment=device")
 if augment not in ("pil", "device") or (augment == "device" and (fec_train or thesis_augment)):
     sys.exit(f"augment={augment!r}: 'pil', or 'device' for labelled folders without the thesis's "
              "augmentation")
@@ -175,19 +196,25 @@ else:
     root = Path(data)
     if augment == "device":   # decoded once; batches are augmented on the device (batches below)
         decoded, targets, class_names = folder_tensor(root / "train", image_size, grey, workers)
-        train_set, train_targets = TensorDataset(decoded, targets), targets.tolist()
+        train_set = TensorDataset(decoded, targets)
+        # the majority label of a vote distribution
+        train_targets = (targets.argmax(1) if targets.dim() == 2 else targets).tolist()
     else:
-        train_set = labelled_folder(root / "train", train_transform(image_size, grey, thesis_augment))
+        train_set = expression_split(root / "train", train_transform(image_size, grey, thesis_augment))
         class_names, train_targets = train_set.classes, train_set.targets
     if val_fraction > 0:
         order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed)).tolist()
         n_val = int(len(order) * val_fraction)
-        val_images = Subset(labelled_folder(root / "train", eval_transform(image_size, grey)), order[:n_val])
+        val_folder = None
+        val_images = Subset(expression_split(root / "train", eval_transform(image_size, grey)), order[:n_val])
         val_labels = [train_targets[i] for i in order[:n_val]]
         train_images = Subset(train_set, order[n_val:])
     else:
-        val_folder = labelled_folder(root / "val", eval_transform(image_size, grey))
+        val_folder = expression_split(root / "val", eval_transform(image_size, grey))
         val_images, val_labels = val_folder, val_folder.targets
+        if min_agreement:
+            keep = evaluate.clear_majority(val_folder, min_agreement)
+            val_images, val_labels = Subset(val_folder, keep), [val_labels[i] for i in keep]
         train_images = train_set
 
 model = SiameseResNet18(ModelConfig(head=head, embed_dim=embed_dim, pair_hidden=pair_hidden,
@@ -204,12 +231,14 @@ if init_from:
     except FecsimError as exc:
         sys.exit(str(exc))
     try:
-        model.load_state_dict(parent_model.state_dict())
+        fresh = load_parent_weights(model, parent_model)
     except RuntimeError as exc:
         sys.exit(f"{init_from} does not fit this run's model settings (head, embed_dim, "
                  f"pair_hidden, classes): {exc}")
     parents = [{"path": p, "sha256": checkpoint.sha256(p), "training": m.get("training")}
                for p, m in zip(paths, parent_metas)]
+    if fresh:
+        log(f"classes the parent did not know start fresh: {', '.join(fresh)}")
 teacher_model = None
 if teacher:
     if fec_train:
@@ -223,6 +252,10 @@ opt = (torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if optimizer 
        else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay))
 # Under torchrun each process reads its own share of every epoch.
 sampler = DistributedSampler(train_images, seed=seed) if ddp.world_size > 1 else None
+if balance:
+    if sampler is not None or fec_train or val_fraction:
+        sys.exit("balance: for labelled folders with their own val/, in one process")
+    sampler = WeightedRandomSampler(class_balance_weights(train_targets, balance), len(train_images))
 if augment == "device":   # whole batches indexed straight out of the decoded tensor
     loader = DataLoader(train_images, batch_size=None, sampler=BatchSampler(
         sampler or RandomSampler(train_images), batch_size, drop_last=True))
@@ -249,14 +282,15 @@ else:
 
 def batches(epoch):
     torch.manual_seed(seed + epoch + 1000 * ddp.rank)   # augmentations differ between processes
-    if sampler is not None:
+    if isinstance(sampler, DistributedSampler):
         sampler.set_epoch(epoch)                         # a fresh shuffle, split the same way by all
     extra_iter = iter(extra) if extra else None
     for item in loader:
         if fec_train:
             batch = item
         elif augment == "device":
-            batch = {"images": augment_batch(item[0].to(dev, non_blocking=True), image_size),
+            batch = {"images": augment_batch(item[0].to(dev, non_blocking=True), image_size,
+                                                domain=domain_augment),
                      "labels": item[1]}
         else:
             batch = {"images": item[0], "labels": item[1]}
@@ -312,22 +346,31 @@ else:
     # Calibrate on validation pairs, score the test split: with the int8 encoder where there is one.
     encoder = model
     if int8:
-        faces = labelled_folder(root / "train", eval_transform(image_size, grey))
+        faces = expression_split(root / "train", eval_transform(image_size, grey))
         pick = torch.randperm(len(faces), generator=torch.Generator().manual_seed(seed))[:512]
         faces = torch.stack([faces[i][0] for i in pick.tolist()])
         encoder = export_int8(model, evaluate.model_inputs(faces, view), int8_path_for(export))
-    z, labels = evaluate.split_features(encoder, val_images, dev, view, workers=workers)
-    calibration = evaluate.calibrate(model, z, torch.as_tensor(val_labels).numpy(), val_pairs,
-                                     eval_seed, dev)
+    # Vote-labelled: on every validation face (the app meets unclear faces too), to rater agreement.
+    votes = getattr(val_folder, "votes", None)
+    cal_images, cal_labels = (val_folder, val_folder.targets) if votes is not None else (val_images, val_labels)
+    z, _ = evaluate.split_features(encoder, cal_images, dev, view, workers=workers)
+    calibration = evaluate.calibrate(model, z, torch.as_tensor(cal_labels).numpy(), val_pairs,
+                                     eval_seed, dev, None if votes is None else votes.numpy())
     meta = {
         **view, "face": {"margin": face_margin, "square": True, "source_size": 48 if grey else None},
         "calibration": calibration, "training": training,
         **({"int8": {"file": encoder.path.name, "sha256": encoder.sha256,
                      "calibration_faces": len(faces)}} if int8 else {}),
-        "data": {"name": root.name, "source": data_source, "path": str(root), "classes": class_names,
+        "data": {"name": root.name, "source": data_source or KNOWN_SOURCES.get(root.name, ""),
+                 "path": str(root), "classes": class_names,
                  "images": {"train": len(train_images), "validation": len(val_labels)}},
     }
-    if (root / "test").is_dir():
+    if is_vote_folder(root / "train"):   # faces most raters could not read, left out
+        meta["data"]["dropped_unreadable"] = {split: VoteFolder(root / split).dropped
+                                              for split in ("train", "val", "test")
+                                              if (root / split).is_dir()}
+        meta["data"]["validation_min_agreement"] = min_agreement
+    if score_test and (root / "test").is_dir():
         meta["metrics"] = {"test": evaluate.evaluate_folder(model, meta, root / "test", test_pairs,
                                                             test_triplets, eval_seed, dev, encoder)}
 path = checkpoint.save(export, model, meta)

@@ -54,8 +54,18 @@ def labelled_folder(root, transform=None) -> datasets.ImageFolder:
     return datasets.ImageFolder(str(root), transform=transform, loader=load_image)
 
 
+def expression_split(root, transform=None):
+    """One split of expression data: vote-labelled (labels.csv, FER+) or one folder per label."""
+    return VoteFolder(root, transform) if is_vote_folder(root) else labelled_folder(root, transform)
+
+
+def targets_of(split) -> torch.Tensor:
+    """What training aims at: the vote distributions of a vote-labelled split, else the labels."""
+    return split.votes if isinstance(split, VoteFolder) else torch.as_tensor(split.targets)
+
+
 def folder_tensor(root, size: int, grey: bool = True, workers: int = 0):
-    """Every image of a labelled folder decoded once: (uint8 N x C x H x W, labels, class names).
+    """Every image of a split decoded once: (uint8 N x C x H x W, targets_of(split), class names).
 
     For augment.augment_batch, which works on the training device. Images keep their own size when
     they all share one (FER2013: 48 px), so the augmentation resamples them once, as the PIL
@@ -63,13 +73,13 @@ def folder_tensor(root, size: int, grey: bool = True, workers: int = 0):
     """
     head = [v2.Grayscale(num_output_channels=1)] if grey else [v2.RGB()]
     # numpy arrays travel back from loader processes by pipe; tensors would each hold a descriptor.
-    folder = labelled_folder(root, v2.Compose(head + [np.array]))
+    folder = expression_split(root, v2.Compose(head + [np.array]))
     loader = DataLoader(folder, batch_size=256, num_workers=workers, collate_fn=list)
     images = [torch.from_numpy(a.reshape(*a.shape[:2], -1)).permute(2, 0, 1)
               for batch in loader for a, _ in batch]
     if len({tuple(i.shape) for i in images}) > 1:
         images = [v2.functional.resize(i, [size, size], antialias=True) for i in images]
-    return torch.stack(images), torch.as_tensor(folder.targets), folder.classes
+    return torch.stack(images), targets_of(folder), folder.classes
 
 
 def sample_pairs(labels, n: int, seed: int) -> np.ndarray:
@@ -141,3 +151,62 @@ class PairsCSV(Dataset):
     def __getitem__(self, index):
         a, b, same = self.rows[index]
         return self.transform(load_image(a)), self.transform(load_image(b)), torch.tensor(float(same))
+
+
+# FER+'s expressions, in the order of its labels.csv columns; "unknown" and "NF" (not a face) follow.
+VOTE_CLASSES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
+VOTE_DISCARD = ("unknown", "NF")
+
+
+class VoteFolder(Dataset):
+    """A split whose faces were each voted on by several raters (FER+): <root>/labels.csv of vote
+    counts (image, one column per expression, unknown, NF) beside the images.
+
+    Items are (image, votes): votes is the face's distribution over the expressions (float, sums to
+    1). Faces that most raters called "unknown" or "not a face" are dropped and counted in
+    `dropped`. `targets` holds each face's majority expression (ties: the first column), `agreement`
+    the number of raters behind it.
+    """
+
+    def __init__(self, root, transform=None):
+        self.root = Path(root)
+        path = self.root / "labels.csv"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file (a vote-labelled split needs labels.csv)")
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            missing = {"image", *VOTE_CLASSES, *VOTE_DISCARD} - set(reader.fieldnames or [])
+            if missing:
+                raise ValueError(f"{path}: missing columns {sorted(missing)}")
+            rows = [(r["image"], [int(r[c]) for c in VOTE_CLASSES + VOTE_DISCARD]) for r in reader]
+        counts = np.array([c for _, c in rows], dtype=np.float32).reshape(-1, len(VOTE_CLASSES) + 2)
+        expression_votes, total = counts[:, : len(VOTE_CLASSES)], counts.sum(1)
+        keep = expression_votes.sum(1) > total / 2   # most raters saw one of the expressions
+        self.dropped = int((~keep).sum())
+        self.files = [self.root / name for (name, _), k in zip(rows, keep) if k]
+        votes = expression_votes[keep]
+        self.votes = torch.from_numpy(votes / votes.sum(1, keepdims=True))
+        self.targets = votes.argmax(1).tolist()
+        self.agreement = votes.max(1).astype(int).tolist()
+        self.classes = list(VOTE_CLASSES)
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, index):
+        image = load_image(self.files[index])
+        return (self.transform(image) if self.transform else image), self.votes[index]
+
+
+def is_vote_folder(root) -> bool:
+    """A split with labels.csv of votes (FER+), rather than one folder per label (FER2013)."""
+    return (Path(root) / "labels.csv").is_file()
+
+
+def class_balance_weights(targets, power: float) -> torch.Tensor:
+    """Per-sample weights that draw each class in proportion to its count ** (1 - power):
+    0 keeps the data's mix, 1 draws every class equally often (for a WeightedRandomSampler)."""
+    targets = torch.as_tensor(targets)
+    counts = torch.bincount(targets).float().clamp(min=1)
+    return counts[targets] ** -power

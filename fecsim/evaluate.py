@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from . import metrics
-from .data import eval_transform, labelled_folder, sample_pairs, sample_triplets
+from .data import VoteFolder, eval_transform, expression_split, sample_pairs, sample_triplets
 
 
 @torch.no_grad()
@@ -56,16 +56,20 @@ def calibrated(logits, calibration: dict) -> np.ndarray:
     return 1 / (1 + np.exp(-(calibration["scale"] * np.asarray(logits) + calibration["bias"])))
 
 
-def calibrate(model, z, labels, n_pairs: int, seed: int, device) -> dict:
-    """Platt scaling on balanced pairs, and the verdict threshold that is most accurate on them."""
+def calibrate(model, z, labels, n_pairs: int, seed: int, device, votes=None) -> dict:
+    """Platt scaling on balanced pairs, and the verdict threshold that is most accurate on them.
+    votes (N x C vote distributions): fit the probability to the chance that one rater of each
+    face names the same expression, rather than to whether the majority labels agree."""
     pairs = sample_pairs(labels, n_pairs, seed)
     logits = pair_logits(model, z, pairs[:, 0], pairs[:, 1], device)
-    scale, bias = metrics.fit_platt(logits, pairs[:, 2])
+    target = pairs[:, 2] if votes is None else metrics.agreement(votes[pairs[:, 0]], votes[pairs[:, 1]])
+    scale, bias = metrics.fit_platt(logits, target)
     calibration = {"scale": scale, "bias": bias}
     probabilities = calibrated(logits, calibration)
     threshold, acc = metrics.best_threshold(probabilities, pairs[:, 2])
-    ece, _ = metrics.reliability(probabilities, pairs[:, 2])
+    ece, _ = metrics.reliability(probabilities, target)
     return dict(calibration, threshold=threshold, fitted_on_pairs=n_pairs, seed=seed,
+                target="rater agreement" if votes is not None else "same label",
                 fit_accuracy=round(acc, 4), fit_ece=round(ece, 4))
 
 
@@ -102,15 +106,79 @@ def score(model, z, labels, calibration: dict, n_pairs: int, n_triplets: int, se
     return result
 
 
+def clear_majority(split, min_votes: int, min_faces: int = 0) -> list[int]:
+    """Indices of a vote-labelled split's faces whose majority expression has at least min_votes
+    votes, among the expressions with at least min_faces such faces."""
+    agreed = [i for i, votes in enumerate(split.agreement) if votes >= min_votes]
+    counts = np.bincount([split.targets[i] for i in agreed], minlength=len(split.classes))
+    return [i for i in agreed if counts[split.targets[i]] >= min_faces]
+
+
 def _rounded(interval) -> list:
     return [round(v, 4) for v in interval]
 
 
+def graded_triplets(votes: np.ndarray, n: int, seed: int, margin: float = 0.3) -> np.ndarray:
+    """n triplets (i, j, k, odd) of faces whose votes make one face clearly the odd one: the
+    agreement of the other two beats each of its own by at least margin (metrics.agreement)."""
+    rng = np.random.default_rng(seed)
+    rows = np.empty((0, 4), dtype=np.int64)
+    for _ in range(100):
+        t = rng.integers(len(votes), size=(20 * n, 3))
+        t = t[(t[:, 0] != t[:, 1]) & (t[:, 0] != t[:, 2]) & (t[:, 1] != t[:, 2])]
+        a = np.stack([metrics.agreement(votes[t[:, 1]], votes[t[:, 2]]),    # face 1 odd
+                      metrics.agreement(votes[t[:, 0]], votes[t[:, 2]]),    # face 2 odd
+                      metrics.agreement(votes[t[:, 0]], votes[t[:, 1]])], 1)  # face 3 odd
+        top = np.sort(a, 1)
+        clear = top[:, 2] - top[:, 1] >= margin
+        rows = np.concatenate([rows, np.column_stack([t[clear], a[clear].argmax(1) + 1])])
+        if len(rows) >= n:
+            break
+    return rows[:n]
+
+
+def triplet_accuracy(model, z, triplets: np.ndarray, device) -> np.ndarray:
+    """Whether the model names each triplet's odd face (rows i, j, k, odd)."""
+    p12 = pair_logits(model, z, triplets[:, 0], triplets[:, 1], device)
+    p13 = pair_logits(model, z, triplets[:, 0], triplets[:, 2], device)
+    p23 = pair_logits(model, z, triplets[:, 1], triplets[:, 2], device)
+    return metrics.odd_from_pair_probabilities(p12, p13, p23) == triplets[:, 3]
+
+
+# FER+'s clear-majority faces: at least 6 of 10 votes, over expressions with 40 such faces or more.
+CLEAR_VOTES, CLEAR_MIN_FACES = 6, 40
+
+
 def evaluate_folder(model, meta: dict, root, n_pairs=1000, n_triplets=1000, seed=0, device="cpu",
-                    encoder=None):
-    """The model card's numbers for one labelled split (e.g. fer2013/test); encoder: what computes
-    the features, when not the model itself (its int8 copy)."""
-    dataset = labelled_folder(root, eval_transform(meta["input_size"], meta.get("grey", True)))
-    z, labels = split_features(encoder or model, dataset, device, meta)
-    return score(model, z, labels, meta["calibration"], n_pairs, n_triplets, seed, device,
-                 intervals=True)
+                    encoder=None, clear_min_faces=CLEAR_MIN_FACES):
+    """The model card's numbers for one split (e.g. fer2013/test or ferplus/test); encoder: what
+    computes the features, when not the model itself (its int8 copy).
+
+    A vote-labelled split (FER+) is scored four ways: its clear-majority faces, all faces by
+    majority label, graded triplets (the odd face by the votes), and the probability against rater
+    agreement (is P(same) = 0.7 right 70 % of the time, as one rater per face would answer?)."""
+    dataset = expression_split(root, eval_transform(meta["input_size"], meta.get("grey", True)))
+    z, _ = split_features(encoder or model, dataset, device, meta)
+    labels, cal = np.asarray(dataset.targets), meta["calibration"]
+    if not isinstance(dataset, VoteFolder):
+        return score(model, z, labels, cal, n_pairs, n_triplets, seed, device, intervals=True)
+    clear = clear_majority(dataset, CLEAR_VOTES, clear_min_faces)
+    votes = dataset.votes.numpy()
+    triplets = graded_triplets(votes, n_triplets, seed)
+    right = triplet_accuracy(model, z, triplets, device)
+    pairs = sample_pairs(labels, n_pairs, seed)
+    p = calibrated(pair_logits(model, z, pairs[:, 0], pairs[:, 1], device), cal)
+    ece, table = metrics.reliability(p, metrics.agreement(votes[pairs[:, 0]], votes[pairs[:, 1]]))
+    expressions = sorted({dataset.classes[labels[i]] for i in clear})
+    return {
+        "clear_majority": dict(score(model, z[clear], labels[clear], cal, n_pairs, n_triplets, seed,
+                                     device, intervals=True) if len(expressions) > 1 else {},
+                               faces=len(clear), min_votes=CLEAR_VOTES, min_faces=clear_min_faces,
+                               expressions=expressions),
+        "majority": dict(score(model, z, labels, cal, n_pairs, n_triplets, seed, device,
+                               intervals=True), faces=len(labels)),
+        "graded_triplets": {"triplets": len(triplets), "accuracy": round(float(right.mean()), 4),
+                            "interval": _rounded(metrics.bootstrap_interval(np.mean, right))},
+        "agreement_calibration": {"pairs": n_pairs, "ece": round(ece, 4), "reliability": table},
+        "dropped_unreadable": dataset.dropped,
+    }

@@ -91,6 +91,12 @@ def bootstrap_interval(statistic, *columns, resamples: int = 1000, level: float 
     return float(lo), float(hi)
 
 
+def agreement(votes_a, votes_b):
+    """The chance that one rater of face a and one of face b name the same expression, from their
+    vote distributions (rows): graded similarity, 1 only for two unanimous faces alike."""
+    return (votes_a * votes_b).sum(-1)
+
+
 def odd_from_pair_probabilities(p12, p13, p23) -> np.ndarray:
     """FEC semantics: the odd one (1, 2 or 3) is the image outside the most similar pair."""
     stacked = np.stack([np.asarray(p12), np.asarray(p13), np.asarray(p23)], axis=-1)

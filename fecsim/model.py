@@ -118,3 +118,29 @@ class SiameseResNet18(nn.Module):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         z = self.features(torch.cat([a, b]))
         return self.pair_logits(z[: len(a)], z[len(a):])
+
+
+# One expression under the names different data sets give it (FER2013's -> FER+'s).
+SAME_EXPRESSION = {"angry": "anger", "happy": "happiness", "sad": "sadness"}
+
+
+def load_parent_weights(model: SiameseResNet18, parent: SiameseResNet18) -> list[str]:
+    """Load a trained model's weights into `model` (fine-tuning). Where their expression classes
+    differ, the classifier takes the parent's row for each class both know, under either name,
+    and the other classes keep their fresh initialisation. Returns those fresh classes."""
+    state = parent.state_dict()
+    new_names, old_names = model.config.class_names, parent.config.class_names
+    if model.classifier is None or parent.classifier is None or new_names == old_names:
+        model.load_state_dict(state)
+        return []
+    weight, bias = model.classifier.weight.detach().clone(), model.classifier.bias.detach().clone()
+    old_index = {SAME_EXPRESSION.get(name, name): i for i, name in enumerate(old_names)}
+    fresh = []
+    for i, name in enumerate(new_names):
+        j = old_index.get(SAME_EXPRESSION.get(name, name))
+        if j is None:
+            fresh.append(name)
+        else:
+            weight[i], bias[i] = state["classifier.weight"][j], state["classifier.bias"][j]
+    model.load_state_dict({**state, "classifier.weight": weight, "classifier.bias": bias})
+    return fresh

@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from .metrics import agreement
 from .model import SiameseResNet18
 
 
@@ -121,10 +122,19 @@ def autocast(device: torch.device):
     return nullcontext()
 
 
+def pair_targets(labels: torch.Tensor, i, j) -> torch.Tensor:
+    """How "same" each pair (i, j) is: 1/0 for labels; for vote distributions (N x C), the chance
+    that one rater of each face names the same expression (graded: 0.6 sad + 0.4 neutral against
+    a clearly sad face gives 0.6)."""
+    if labels.dim() == 2:
+        return agreement(labels[i].float(), labels[j].float())
+    return (labels[i] == labels[j]).float()
+
+
 def in_batch_pair_loss(model: SiameseResNet18, z: torch.Tensor, labels: torch.Tensor,
                        teacher=None, teacher_z: torch.Tensor | None = None) -> torch.Tensor:
     i, j = torch.triu_indices(len(labels), len(labels), offset=1, device=z.device)
-    same = (labels[i] == labels[j]).float()
+    same = pair_targets(labels, i, j)
     logits = model.pair_logits(z[i], z[j]).float()
     # Weight so same and different pairs count equally, as in the balanced evaluation pairs.
     n_same = same.sum().clamp(min=1)
@@ -148,6 +158,7 @@ def batch_loss(model: SiameseResNet18, batch: dict, class_weight: float = 1.0,
         parts["pairs"] = in_batch_pair_loss(model, z, batch["labels"], teacher, teacher_z)
         if model.classifier is not None and class_weight > 0:
             logits = model.classify(z).float()
+            # Labels, or vote distributions as soft targets (cross-entropy takes either).
             loss = F.cross_entropy(logits, batch["labels"], label_smoothing=label_smoothing)
             if teacher is not None:
                 loss = ((1 - teacher.weight) * loss
