@@ -49,6 +49,8 @@ extra_batch_size = 16
 balance = 0.0                         # class sampling: 0 = as the data comes, 1 = every class
                                       # equally often (the weak expressions are rare: FER+ has ~175
                                       # disgust faces by majority)
+vote_targets = "graded"               # vote-labelled: "graded" trains on the vote distributions (soft
+                                      # classes, pairs by rater agreement), "majority" on their argmax
 min_agreement = 0                     # vote-labelled: validate on faces whose majority has at least
                                       # this many votes (6 of 10: FER+'s clear-majority faces)
 val_fraction = 0.0                    # >0: hold this share of train out for validation instead of val/
@@ -176,8 +178,10 @@ dev, is_main = ddp.device, ddp.is_main
 log = print if is_main else (lambda *a, **k: None)
 if dev.type == "cuda":
     torch.backends.cudnn.benchmark = True   # fixed input size: let cuDNN pick its fastest kernels
-if domain_augment and augment != "device":
-    sys.exit("domain_augment needs augment=device")
+if vote_targets not in ("graded", "majority"):
+    sys.exit(f"vote_targets={vote_targets!r}: 'graded' or 'majority'")
+if (domain_augment or vote_targets != "graded") and augment != "device":
+    sys.exit("domain_augment and vote_targets=majority need augment=device")
 if augment not in ("pil", "device") or (augment == "device" and (fec_train or thesis_augment)):
     sys.exit(f"augment={augment!r}: 'pil', or 'device' for labelled folders without the thesis's "
              "augmentation")
@@ -196,6 +200,8 @@ else:
     root = Path(data)
     if augment == "device":   # decoded once; batches are augmented on the device (batches below)
         decoded, targets, class_names = folder_tensor(root / "train", image_size, grey, workers)
+        if targets.dim() == 2 and vote_targets == "majority":
+            targets = targets.argmax(1)
         train_set = TensorDataset(decoded, targets)
         # the majority label of a vote distribution
         train_targets = (targets.argmax(1) if targets.dim() == 2 else targets).tolist()

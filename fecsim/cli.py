@@ -115,7 +115,15 @@ def main(argv=None) -> int:
     p.add_argument("b")
     p = sub.add_parser("evaluate-folder", parents=[common],
                        help="pair AUC/accuracy, ECE and triplet accuracy on a labelled split")
-    p.add_argument("root", type=Path, help="<root>/<label>/<images>, e.g. fer2013/test")
+    p.add_argument("root", type=Path, help="<root>/<label>/<images> (e.g. fer2013/test), or "
+                   "images beside labels.csv of votes (ferplus/test)")
+    p.add_argument("--pairs", type=int, default=1000)
+    p.add_argument("--triplets", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("robustness", parents=[common],
+                       help="pair and triplet figures under detection, framing, JPEG, blur, light")
+    p.add_argument("root", type=Path, help="a split, e.g. ferplus/val")
+    p.add_argument("--faces", type=int, default=1000)
     p.add_argument("--pairs", type=int, default=1000)
     p.add_argument("--triplets", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
@@ -139,6 +147,13 @@ def main(argv=None) -> int:
                 result = evaluate_folder(comparer.model, comparer.meta, args.root, args.pairs,
                                          args.triplets, args.seed, comparer.device,
                                          encoder=comparer.encoder)
+            print(json.dumps(dict(result, checkpoint=str(comparer.path),
+                                  encoder=type(comparer.encoder).__name__), indent=2))
+            return 0
+        if args.command == "robustness":
+            from .robustness import evaluate_robustness
+            result = evaluate_robustness(comparer, args.root, args.faces, args.pairs, args.triplets,
+                                         args.seed)
             print(json.dumps(dict(result, checkpoint=str(comparer.path),
                                   encoder=type(comparer.encoder).__name__), indent=2))
             return 0

@@ -169,3 +169,18 @@ def test_train_py_on_vote_folders_calibrates_to_rater_agreement(vote_folders, tm
     test = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
     assert set(test) >= {"clear_majority", "majority", "graded_triplets", "agreement_calibration"}
     assert 0 <= test["graded_triplets"]["accuracy"] <= 1 and test["dropped_unreadable"] == 4
+
+
+def test_robustness_scores_every_condition_through_the_app_path(vote_folders, random_checkpoint):
+    from fecsim import ExpressionComparer
+    from fecsim.robustness import CONDITIONS, evaluate_robustness
+    comparer = ExpressionComparer.load(random_checkpoint, "cpu")
+    result = evaluate_robustness(comparer, vote_folders / "test", n_faces=30, n_pairs=40,
+                                 n_triplets=40, min_faces=5)
+    assert result["faces"] == 30 and set(result["conditions"]) == set(CONDITIONS)
+    rows = result["conditions"]
+    assert 0 <= rows["detector"]["detected"] <= 1   # band patterns are seldom taken for faces
+    # flip averaging: a mirrored face gives the model exactly what the face itself does
+    assert rows["mirror"]["pair_auc"] == rows["clean"]["pair_auc"]
+    assert rows["clean"]["drop"] == {"pair_auc": 0, "pair_accuracy": 0, "triplet_accuracy": 0}
+    assert rows["blur"] != rows["clean"] or rows["jpeg30"] != rows["clean"]
