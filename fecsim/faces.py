@@ -60,6 +60,18 @@ def parse_box(text, name: str = "image"):
     return box
 
 
+def parse_face_number(value, name: str = "image") -> int:
+    """Which detected face to use, as the page and API take it: a whole number >= 1 (1 = the
+    largest; empty means 1). BoxError otherwise: 0, -5 or 1.7 must not quietly mean face 1."""
+    try:
+        number = float(value if value not in (None, "") else 1)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and number >= 1 and number.is_integer()):
+        raise BoxError(f"{name}: the face number must be a whole number >= 1 (got {value!r})")
+    return int(number)
+
+
 def check_box(box, width: int, height: int, name: str = "image") -> tuple:
     """Validate a pixel box and clip it to the image; BoxError if it is malformed or empty."""
     try:

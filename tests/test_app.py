@@ -18,7 +18,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from conftest import two_faces
-from fecsim import ExpressionComparer
+from fecsim import ExpressionComparer, app
 from fecsim.app import build_demo, launch
 from fecsim.flags import export_flags, read_flags
 
@@ -148,6 +148,29 @@ def test_bad_inputs_are_reported_and_the_app_keeps_serving(client, photos, not_a
     # Still serving, with correct answers.
     assert compare(client, photos["astronaut"], photos["mirror"])["verdict"] in (
         "same expression", "different expression")
+
+
+@pytest.mark.parametrize("face", ["inf", "1e400", 0, -5, 1.7])
+def test_a_face_number_must_be_a_whole_number_from_one(client, photos, face):
+    with pytest.raises(AppError, match=r"Image A: the face number must be a whole number >= 1"):
+        compare(client, photos["astronaut"], photos["two"], face_a=face)
+
+
+def test_a_box_mostly_outside_the_photo_is_refused(client, photos):
+    with pytest.raises(AppError, match=r"Image B: .*mostly outside the 512x512 image"):
+        compare(client, photos["astronaut"], photos["mirror"], box_b="0, 0, 5000, 5000")
+
+
+def test_result_images_and_gradio_cache_are_cleaned(comparer, tmp_path, monkeypatch):
+    monkeypatch.setattr(app, "OUTPUTS", tmp_path)
+    monkeypatch.setattr(app, "_last_sweep", 0.0)
+    old = tmp_path / "old.png"
+    old.write_bytes(b"yesterday's result")
+    os.utime(old, (time.time() - app.RESULT_MAX_AGE - 60,) * 2)
+    kept = app.saved(Image.new("RGB", (8, 8)))
+    assert not old.exists() and Path(kept).exists()
+    demo = build_demo(comparer=comparer)
+    assert demo.delete_cache == (app.RESULT_MAX_AGE // 6, app.RESULT_MAX_AGE)
 
 
 def test_flag_stores_the_result_and_exports_it(served, comparer, photos, tmp_path):

@@ -5,7 +5,7 @@ from PIL import Image
 
 from conftest import two_faces
 from fecsim.errors import BoxError, NoFaceError
-from fecsim.faces import FaceCropper, check_box, fec_box_to_pixels
+from fecsim.faces import FaceCropper, check_box, fec_box_to_pixels, parse_face_number
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +114,14 @@ def test_a_face_in_a_panorama_is_found(cropper, astronaut):
 def test_a_box_mostly_outside_the_photo_is_an_error(cropper):
     with pytest.raises(BoxError, match="mostly outside the 1200x900 image"):
         check_box((0, 0, 5000, 5000), 1200, 900)
+
+
+@pytest.mark.parametrize("value", [float("inf"), "1e400", 0, -5, 1.7, "two", float("nan")])
+def test_a_face_number_is_a_whole_number_from_one(value):
+    with pytest.raises(BoxError, match=r"Image A: the face number must be a whole number >= 1"):
+        parse_face_number(value, "Image A")
+
+
+@pytest.mark.parametrize("value, number", [(1, 1), (2.0, 2), ("3", 3), (None, 1), ("", 1)])
+def test_face_numbers_accepted(value, number):
+    assert parse_face_number(value, "Image A") == number
