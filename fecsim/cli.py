@@ -90,7 +90,7 @@ def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, colum
     out_fields = fields + (["probability", "same"] if len(columns) == 2 else ["odd", "p12", "p13", "p23"]) + ["error"]
     failed = 0
     tmp = out_path.with_suffix(out_path.suffix + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=out_fields)
         writer.writeheader()
         for row, row_keys, bad in zip(rows, keys, shape_errors):

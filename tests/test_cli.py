@@ -131,8 +131,14 @@ def test_batch_size_must_be_a_positive_whole_number(folder, tmp_path, size):
     assert "Traceback" not in result.stderr
 
 
-def test_compare_on_a_one_pixel_photo_is_a_clear_error(folder, random_checkpoint):
+def test_a_one_pixel_photo_is_a_clear_error_in_compare_and_score_pairs(folder, random_checkpoint):
     Image.new("RGB", (1, 1)).save(folder / "dot.png")
     result = run("compare", folder / "dot.png", folder / "astro.jpg", "--checkpoint", random_checkpoint)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "dot.png: 1x1 pixels is too small" in result.stderr
+    (folder / "dots.csv").write_text("a,b\ndot.png,astro.jpg\nastro.jpg,mirror.jpg\n")
+    result = run("score-pairs", folder / "dots.csv", "--out", folder / "dots.out.csv",
+                 "--checkpoint", random_checkpoint)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    bad, good = read(folder / "dots.out.csv")
+    assert "too small" in bad["error"] and good["error"] == "" and good["probability"]
