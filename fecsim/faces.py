@@ -108,6 +108,8 @@ class FaceCropper:
 
     def detect(self, image: Image.Image) -> list[tuple]:
         """Face boxes (x0, y0, x1, y1, probability), largest first."""
+        if min(image.size) < MIN_FACE_SIDE:
+            return []
         mtcnn = getattr(self._local, "mtcnn", None)
         if mtcnn is None:
             from facenet_pytorch import MTCNN  # imported late: it pulls in its weights

@@ -84,6 +84,7 @@ def _check_size(image: Image.Image, name: str, max_pixels: int) -> None:
 def format_of(file) -> str:
     """The image format of a binary file, by PIL's plugin name, from its first 16 bytes (as PIL
     itself picks a plugin) without parsing it; "" when no plugin recognises them."""
+    Image.init()   # every plugin's check, not only the few PIL registers up front
     file.seek(0)
     prefix = file.read(16).ljust(16, b"\0")   # some plugins' checks read past a shorter file's end
     return next((f for f in Image.ID if Image.OPEN[f][1] and Image.OPEN[f][1](prefix)), "")
