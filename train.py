@@ -1,7 +1,8 @@
 """Train a fecsim model. Settings are the plain values below; override any as --name=value.
 
-    python train.py                                  # the shipped model, from FER2013 folders
-    python train.py --epochs=1 --out_dir=runs/quick  # a short run
+    python train.py                                  # the base model, from FER2013 folders, into
+                                                     # runs/fer2013/fecsim.safetensors
+    python train.py --epochs=1 --out_dir=runs/quick  # a short run (runs/quick/fecsim.safetensors)
     python train.py --preset=thesis                  # the 2023 thesis configuration (needs a network)
     python train.py --extra_pairs=flags.csv          # mix in labelled pairs (e.g. exported app flags)
     python train.py --init_from=checkpoints/fecsim-fer2013.safetensors --extra_pairs=flags.csv \
@@ -15,7 +16,9 @@
     torchrun --nproc_per_node=8 train.py --preset=fec                  # DistributedDataParallel
 
 A run writes runs/<name>/last.pt after every epoch and resumes from it when started again with the
-same out_dir; when training is done it exports the int8 encoder beside the checkpoint (labelled
+same out_dir; its checkpoint goes to <out_dir>/fecsim.safetensors unless --export names a path
+(an existing file outside out_dir, such as the shipped model, only with --overwrite=true); when
+training is done it exports the int8 encoder beside the checkpoint (labelled
 folders; --int8=false skips it), calibrates on validation pairs with it, scores the test split and
 exports a safetensors checkpoint with its metadata. Under torchrun every process trains on its
 share of each epoch; only rank 0 logs, evaluates and writes.
@@ -55,7 +58,9 @@ min_agreement = 0                     # vote-labelled: validate on faces whose m
                                       # this many votes (6 of 10: FER+'s clear-majority faces)
 val_fraction = 0.0                    # >0: hold this share of train out for validation instead of val/
 out_dir = "runs/fer2013"
-export = "checkpoints/fecsim-fer2013.safetensors"
+export = ""                           # "" = <out_dir>/fecsim.safetensors (the int8 file beside it)
+overwrite = False                     # let --export replace an existing file outside out_dir (such
+                                      # as the shipped model): never by accident
 # model
 head = "similarity"                   # "similarity" (ours) or "concat" (thesis)
 embed_dim = 128
@@ -140,15 +145,14 @@ PRESETS = {
                    epochs=20, schedule="step", step_gamma=0.1, class_loss_weight=0.0,
                    label_smoothing=0.0, thesis_augment=True, val_fraction=0.05, flip_average=False,
                    zoom=1.0, int8=False,
-                   fec_mode="thesis", out_dir="runs/thesis", export="checkpoints/thesis.safetensors"),
+                   fec_mode="thesis", out_dir="runs/thesis"),
     # FEC triplets at FECNet's margins, colour crops at 112 px from the 224 px cache.
     "fec": dict(fec_train="data/fec/faceexp-comparison-data-train-public.csv",
                 fec_images="data/fec/images",
                 fec_test="data/fec/faceexp-comparison-data-test-public.csv",
                 grey=False, image_size=112, class_loss_weight=0.0, label_smoothing=0.0,
                 epochs=10, batch_size=256, lr=1e-3, weight_decay=0.05, flip_average=True,
-                val_fraction=0.005, workers=8, out_dir="runs/fec", zoom=1.0, int8=False,
-                export="checkpoints/fecsim-fec.safetensors"),
+                val_fraction=0.005, workers=8, out_dir="runs/fec", zoom=1.0, int8=False),
 }
 
 # Command-line overrides: --preset first, then --name=value for any setting above.
@@ -168,7 +172,21 @@ for arg in args:
     if key not in settings or not _:
         sys.exit(f"unknown setting {arg!r}; settings: {', '.join(sorted(settings))}")
     kind = type(settings[key])
-    globals()[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    try:   # typed: a typo must not quietly become False or crash later
+        if kind is bool:
+            globals()[key] = {"true": True, "1": True, "yes": True,
+                              "false": False, "0": False, "no": False}[value.lower()]
+        else:
+            globals()[key] = kind(value)   # int("1.5") and float("fast") refuse
+    except (KeyError, ValueError):
+        wanted = "true/false, 1/0 or yes/no" if kind is bool else f"a{'n' * (kind is int)} {kind.__name__}"
+        sys.exit(f"--{key}={value}: {key} takes {wanted} (default {settings[key]!r})")
+export = export or str(Path(out_dir) / "fecsim.safetensors")
+writes = [Path(export)] + ([int8_path_for(export)] if int8 and not fec_train else [])
+outside = [p for p in writes if p.exists() and not p.resolve().is_relative_to(Path(out_dir).resolve())]
+if outside and not overwrite:
+    sys.exit(f"{', '.join(map(str, outside))} exists outside out_dir={out_dir}; add --overwrite=true "
+             "to replace it, or export elsewhere")
 config = {k: globals()[k] for k in settings}
 command = "python train.py " + " ".join(shlex.quote(a) for a in args)
 

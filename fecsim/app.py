@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 
 from . import checkpoint
 from .errors import BoxError, FecsimError
-from .faces import parse_box
+from .faces import parse_box, parse_face_number
 from .flags import ANSWERS, PairFlagLogger
 from .inference import ExpressionComparer
 
@@ -44,6 +44,9 @@ STORAGE_NOTE = ("Flagging is optional. If you flag, both photos, the face crops 
                 "are stored on this server to relabel and retrain the model.")
 
 OUTPUTS = Path(tempfile.gettempdir()) / "fecsim-app"   # result images, named by content
+RESULT_MAX_AGE = 3600         # seconds a result image (ours, and gradio's cached copy) is kept:
+                              # a public app's disk must not fill up with users' photos
+_last_sweep = 0.0
 _comparer: ExpressionComparer | None = None   # the one model, shared by every session
 
 
@@ -70,8 +73,8 @@ def choose_box(path: str, box_text, face_number, label: str):
     box = parse_box(box_text, label)
     if box is not None:
         return box, None
-    n = face_number
-    if n <= 1:
+    n = parse_face_number(face_number, label)
+    if n == 1:
         return None, None
     found = _comparer.face(path).found
     if n > len(found):
@@ -103,12 +106,30 @@ def saved(image: Image.Image, format: str = "png") -> str:
     image.save(data, format=format)
     data = data.getvalue()
     path = OUTPUTS / f"{hashlib.sha256(data).hexdigest()[:32]}.{format}"
-    if not path.exists():
+    if path.exists():
+        os.utime(path)   # in use again: not to be swept as old
+    else:
         OUTPUTS.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
         tmp.write_bytes(data)
         os.replace(tmp, path)
+    _remove_old_results()
     return str(path)
+
+
+def _remove_old_results():
+    """Delete result images older than RESULT_MAX_AGE; looks at most every RESULT_MAX_AGE / 6."""
+    global _last_sweep
+    now = time.time()
+    if now - _last_sweep < RESULT_MAX_AGE / 6:
+        return
+    _last_sweep = now
+    for old in OUTPUTS.iterdir():
+        try:
+            if now - old.stat().st_mtime > RESULT_MAX_AGE:
+                old.unlink()
+        except OSError:
+            pass   # removed meanwhile by another request
 
 
 def _user_error(exc: FecsimError, paths: dict) -> gr.Error:
@@ -118,14 +139,6 @@ def _user_error(exc: FecsimError, paths: dict) -> gr.Error:
         if path and message.startswith(path):
             return gr.Error(f"{label}: {message[len(path):].lstrip(': ')}", title="Cannot compare")
     return gr.Error(message, title="Cannot compare")
-
-
-def _whole_number(value, label: str) -> int:
-    try:
-        return int(float(value if value not in (None, "") else 1))
-    except (TypeError, ValueError):
-        raise gr.Error(f"{label}: the face number must be a whole number (got {value!r})",
-                       title="Cannot compare") from None
 
 
 def _require(paths: dict):
@@ -143,8 +156,6 @@ def compare(image_a, image_b, box_a="", box_b="", face_a=1, face_b=1):
     """
     start = time.perf_counter()
     image_a, image_b = _path(image_a), _path(image_b)
-    face_a, face_b = (_whole_number(f, label) for f, label in ((face_a, "Image A"),
-                                                               (face_b, "Image B")))
     paths = {"Image A": image_a, "Image B": image_b}
     _require(paths)
     try:
@@ -195,7 +206,8 @@ def build_demo(checkpoint_path=None, flag_dir="flagged", comparer=None,
                                                     device="cpu")
     logger = PairFlagLogger()
 
-    with gr.Blocks(title="fecsim: same facial expression?") as demo:
+    with gr.Blocks(title="fecsim: same facial expression?",
+                   delete_cache=(RESULT_MAX_AGE // 6, RESULT_MAX_AGE)) as demo:
         gr.Markdown("# Do these two faces show the same facial expression?\n"
                     "Upload two photos or take them with the webcam, then press **Compare**. "
                     "The model sees only the face crops shown below the result.")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -44,7 +45,52 @@ def read_meta(path) -> dict:
         raise CheckpointError(f"{path}: corrupt fecsim metadata ({exc})") from exc
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: format {meta.get('format')!r}, this code reads {FORMAT!r}")
+    problem = _meta_problem(meta)
+    if problem:
+        raise CheckpointError(f"{path}: metadata field {problem}")
     return meta
+
+
+def _meta_problem(meta: dict) -> str:
+    """The first field that code reading the metadata would trip on, with why; "" if none.
+    Checked as a whole on load, so a bad file fails here and not later with a KeyError."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    def whole(v, low, high):
+        return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+    checks = [("input_size", True, lambda v: whole(v, 16, 1024), "a whole number of pixels, 16-1024"),
+              ("grey", False, lambda v: isinstance(v, bool), "true or false"),
+              ("flip_average", False, lambda v: isinstance(v, bool), "true or false"),
+              ("zoom", False, lambda v: number(v) and 0 < v <= 1, "a number in (0, 1]"),
+              ("model", True, lambda v: isinstance(v, dict), "an object"),
+              ("calibration", True, lambda v: isinstance(v, dict), "an object"),
+              ("calibration.scale", True, number, "a finite number"),
+              ("calibration.bias", True, number, "a finite number"),
+              ("calibration.threshold", True, lambda v: number(v) and 0 <= v <= 1, "in [0, 1]"),
+              ("face", False, lambda v: isinstance(v, dict), "an object"),
+              ("face.margin", False, lambda v: number(v) and -0.5 < v < 2, "a number in (-0.5, 2)"),
+              ("face.square", False, lambda v: isinstance(v, bool), "true or false"),
+              ("face.source_size", False, lambda v: v is None or whole(v, 1, 4096),
+               "null or a whole number of pixels"),
+              ("int8", False, lambda v: isinstance(v, dict), "an object"),
+              # A plain file name beside the checkpoint: a path could point anywhere.
+              ("int8.file", True, lambda v: isinstance(v, str) and v not in ("", ".", "..")
+               and Path(v).name == v and "\\" not in v, "a file name beside the checkpoint"),
+              ("int8.sha256", True, lambda v: isinstance(v, str) and len(v) == 64, "a sha256")]
+    for name, required, ok, wanted in checks:
+        parent, _, key = name.rpartition(".")
+        holder = meta.get(parent) if parent else meta
+        if not isinstance(holder, dict):
+            continue   # an optional parent that is absent (a bad one was reported already)
+        if key not in holder:
+            if required:
+                return f"{name} is missing"
+            continue
+        if not ok(holder[key]):
+            return f"{name} must be {wanted} (got {holder[key]!r})"
+    return ""
 
 
 def load(path=None, device="cpu") -> tuple[SiameseResNet18, dict]:

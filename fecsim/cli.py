@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 from pathlib import Path
@@ -32,10 +33,21 @@ PAIR_IMAGES, TRIPLET_IMAGES = ("a", "b"), ("a", "b", "c")
 def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, columns: tuple,
               assume_cropped: bool = False, batch_size: int = 64) -> tuple[int, int]:
     """Score every row; returns (rows, failed rows)."""
-    with open(in_path, newline="") as f:
-        reader = csv.DictReader(f)
-        fields = list(reader.fieldnames or [])
-        rows = list(reader)
+    data = in_path.read_bytes()
+    try:   # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise FecsimError(f"{in_path}: line {line} is not UTF-8 text; save the CSV as UTF-8") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    fields = list(reader.fieldnames or [])
+    rows, shape_errors = [], []
+    for row in reader:
+        # DictReader files extra fields under None and fills missing ones with None.
+        count = len(fields) + len(row.pop(None, [])) - sum(v is None for v in row.values())
+        shape_errors.append(f"line {reader.line_num}: {count} field{'s' * (count != 1)}, the "
+                            f"header has {len(fields)}" if count != len(fields) else "")
+        rows.append({k: v or "" for k, v in row.items()})
     missing = [c for c in columns if c not in fields]
     if missing:
         raise FecsimError(f"{in_path}: missing column(s) {', '.join(missing)}; found {fields}")
@@ -50,7 +62,7 @@ def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, colum
         except FecsimError as exc:
             return exc
 
-    keys = [[key(row, col) for col in columns] for row in rows]
+    keys = [[] if bad else [key(row, col) for col in columns] for row, bad in zip(rows, shape_errors)]
     distinct = list(dict.fromkeys(k for row_keys in keys for k in row_keys))  # each detected once
     found = dict(zip(distinct, tqdm(comparer.detect_pool.map(find, distinct), total=len(distinct),
                                     desc="faces", file=sys.stderr, mininterval=2)))
@@ -60,7 +72,7 @@ def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, colum
         chunk = good[start:start + batch_size]
         z.update(zip(chunk, comparer.features([found[k] for k in chunk])))
 
-    scored = [row_keys for row_keys in keys if all(k in z for k in row_keys)]
+    scored = [row_keys for row_keys in keys if row_keys and all(k in z for k in row_keys)]
     results = []
     if scored:   # every scorable row at once
         zs = [torch.stack([z[row_keys[i]] for row_keys in scored]) for i in range(len(columns))]
@@ -78,11 +90,12 @@ def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, colum
     out_fields = fields + (["probability", "same"] if len(columns) == 2 else ["odd", "p12", "p13", "p23"]) + ["error"]
     failed = 0
     tmp = out_path.with_suffix(out_path.suffix + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=out_fields)
         writer.writeheader()
-        for row, row_keys in zip(rows, keys):
-            problems = [f"{col}: {found[k]}" for col, k in zip(columns, row_keys) if k not in z]
+        for row, row_keys, bad in zip(rows, keys, shape_errors):
+            problems = [bad] if bad else [f"{col}: {found[k]}" for col, k in zip(columns, row_keys)
+                                          if k not in z]
             out = dict(row, error="; ".join(problems))
             if problems:
                 failed += 1
@@ -91,6 +104,17 @@ def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, colum
             writer.writerow(out)
     tmp.replace(out_path)
     return len(rows), failed
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (refused at parse time otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
 
 
 def main(argv=None) -> int:
@@ -109,7 +133,7 @@ def main(argv=None) -> int:
         p = sub.add_parser(name, parents=[common], help=help_)
         p.add_argument("csv", type=Path)
         p.add_argument("--out", type=Path, required=True)
-        p.add_argument("--batch-size", type=int, default=64)
+        p.add_argument("--batch-size", type=positive_int, default=64)
     p = sub.add_parser("compare", parents=[common], help="compare two photos, print JSON")
     p.add_argument("a")
     p.add_argument("b")

@@ -23,6 +23,8 @@ MIN_FACE_FRACTION = 0.08  # faces narrower than this share of the photo's longer
                           # in a 640 px webcam frame that is about FER2013's own 48 px, and each
                           # smaller size MTCNN searches for costs another, larger pyramid level
 MIN_FACE_PROB = 0.9      # below this MTCNN's candidates are mostly not faces
+MIN_FACE_SIDE = 20       # the smallest face MTCNN is asked for (its own default): a photo
+                         # narrower than this cannot hold one
 
 
 @dataclass
@@ -58,6 +60,18 @@ def parse_box(text, name: str = "image"):
     return box
 
 
+def parse_face_number(value, name: str = "image") -> int:
+    """Which detected face to use, as the page and API take it: a whole number >= 1 (1 = the
+    largest; empty means 1). BoxError otherwise: 0, -5 or 1.7 must not quietly mean face 1."""
+    try:
+        number = float(value if value not in (None, "") else 1)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and number >= 1 and number.is_integer()):
+        raise BoxError(f"{name}: the face number must be a whole number >= 1 (got {value!r})")
+    return int(number)
+
+
 def check_box(box, width: int, height: int, name: str = "image") -> tuple:
     """Validate a pixel box and clip it to the image; BoxError if it is malformed or empty."""
     try:
@@ -71,6 +85,11 @@ def check_box(box, width: int, height: int, name: str = "image") -> tuple:
     clipped = (max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height)))
     if clipped[2] - clipped[0] < 2 or clipped[3] - clipped[1] < 2:
         raise BoxError(f"{name}: box {box!r} is outside the {width}x{height} image")
+    # Mostly padding, the crop would get a confident answer about nothing.
+    inside = (clipped[2] - clipped[0]) * (clipped[3] - clipped[1]) / ((x1 - x0) * (y1 - y0))
+    if inside < 0.5:
+        raise BoxError(f"{name}: box {box!r} lies mostly outside the {width}x{height} image "
+                       f"({inside:.0%} inside)")
     return clipped
 
 
@@ -89,6 +108,8 @@ class FaceCropper:
 
     def detect(self, image: Image.Image) -> list[tuple]:
         """Face boxes (x0, y0, x1, y1, probability), largest first."""
+        if min(image.size) < MIN_FACE_SIDE:
+            return []
         mtcnn = getattr(self._local, "mtcnn", None)
         if mtcnn is None:
             from facenet_pytorch import MTCNN  # imported late: it pulls in its weights
@@ -96,10 +117,15 @@ class FaceCropper:
             # several times faster in that layout, and the boxes are the same.
             mtcnn = self._local.mtcnn = MTCNN(keep_all=True, device=self.device).to(
                 memory_format=torch.channels_last)
-        scale = min(1.0, DETECT_MAX_SIDE / max(image.size))
+        # Shrunk to DETECT_MAX_SIDE, but a panorama's shorter side never below MIN_FACE_SIDE.
+        scale = min(1.0, max(DETECT_MAX_SIDE / max(image.size), MIN_FACE_SIDE / min(image.size)))
         small = image.resize((round(image.width * scale), round(image.height * scale)),
                              Image.BILINEAR) if scale < 1 else image
-        mtcnn.min_face_size = max(20, round(MIN_FACE_FRACTION * max(small.size)))
+        # A face cannot be taller than an elongated photo's shorter side: search down to half of it.
+        # (A smallest face larger than the shorter side leaves MTCNN no scale to search, and it
+        # crashes on the empty list.)
+        mtcnn.min_face_size = max(MIN_FACE_SIDE, min(round(MIN_FACE_FRACTION * max(small.size)),
+                                                     min(small.size) // 2))
         boxes, probs = mtcnn.detect(small)
         if boxes is None:
             return []
@@ -120,6 +146,9 @@ class FaceCropper:
         if box is not None:
             box = check_box(box, image.width, image.height, name)
         else:
+            if min(image.size) < MIN_FACE_SIDE:
+                raise NoFaceError(f"{name}: {image.width}x{image.height} pixels is too small to "
+                                  f"find a face in (faces need at least {MIN_FACE_SIDE} px)")
             found = self.detect(image)
             if not found:
                 raise NoFaceError(f"{name}: no face found (faces narrower than "

@@ -6,7 +6,9 @@ Storage is a gradio FlaggingCallback. Each flag is one folder under the flagging
 
 The folder is written under a hidden temporary name (files fsynced) and then renamed into place
 with one atomic os.rename, so a crash or kill mid-flag leaves at most an ignored `.tmp-*` folder:
-never a half-written record, and earlier flags are never touched. Every flag has its own folder, so
+never a half-written record, and earlier flags are never touched. Such leftovers hold users'
+photos, so they are removed once older than TMP_MAX_AGE. A record that cannot be read (a disk
+that filled up, a hand edit) is skipped with a warning naming it. Every flag has its own folder, so
 concurrent flags cannot interleave; a lock keeps the returned count consistent.
 
     python -m fecsim export-flags flagged/ --out pairs.csv    # or: python -m fecsim.flags ...
@@ -19,18 +21,27 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import io
 import json
+import logging
 import os
 import shutil
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
 from gradio.flagging import FlaggingCallback
 from PIL import Image
 
+from .images import FORMATS, format_of
+
 RECORD = "flag.json"
+TMP_MAX_AGE = 3600   # seconds: a flag still unfinished after this was killed mid-write
+REQUIRED = ("flag_id", "timestamp", "user_answer", "same", "model_probability", "model_verdict",
+            "box_a", "box_b", "checkpoint_sha256", "checkpoint", "files")
+log = logging.getLogger(__name__)
 ANSWERS = {"same expression": 1, "different expression": 0}
 EXPORT_COLUMNS = ("a", "b", "same", "model_probability", "model_verdict", "user_answer",
                   "original_a", "original_b", "box_a", "box_b", "checkpoint_sha256",
@@ -54,6 +65,7 @@ class PairFlagLogger(FlaggingCallback):
         self.components = components
         self.flagging_dir = Path(flagging_dir)
         self.flagging_dir.mkdir(parents=True, exist_ok=True)
+        remove_unfinished(self.flagging_dir)
 
     def flag(self, flag_data, flag_option=None, username=None) -> int:
         if self.flagging_dir is None:
@@ -61,6 +73,7 @@ class PairFlagLogger(FlaggingCallback):
         if flag_option not in ANSWERS:
             raise ValueError(f"the right answer must be one of {sorted(ANSWERS)}, "
                              f"got {flag_option!r}")
+        remove_unfinished(self.flagging_dir)
         original_a, original_b, crop_a, crop_b, result = flag_data
         now = datetime.datetime.now(datetime.timezone.utc)
         flag_id = f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
@@ -100,10 +113,28 @@ def read_flags(flag_dir) -> list[dict]:
     for path in sorted(flag_dir.glob(f"*/{RECORD}")):
         if path.parent.name.startswith("."):
             continue  # an unfinished flag (killed before its rename): not a flag
-        record = json.loads(path.read_text())
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            missing = [k for k in REQUIRED if k not in record]
+        except (OSError, ValueError, TypeError) as exc:   # ValueError: bad JSON or UTF-8
+            missing = [f"unreadable ({exc})"]
+        if missing:
+            log.warning("%s: skipped, not a complete flag record (missing %s)", path,
+                        ", ".join(missing))
+            continue
         record["dir"] = path.parent
         records.append(record)
-    return sorted(records, key=lambda r: (r["timestamp"], r["flag_id"]))
+    return sorted(records, key=lambda r: (str(r["timestamp"]), str(r["flag_id"])))
+
+
+def remove_unfinished(flag_dir) -> None:
+    """Delete `.tmp-*` folders older than TMP_MAX_AGE: flags killed mid-write, holding photos."""
+    for folder in Path(flag_dir).glob(".tmp-*"):
+        try:
+            if time.time() - folder.stat().st_mtime > TMP_MAX_AGE:
+                shutil.rmtree(folder)
+        except OSError:
+            pass   # removed meanwhile by another thread or process
 
 
 def export_flags(flag_dir, out_csv) -> int:
@@ -154,10 +185,11 @@ def main(argv=None) -> int:
 def _copy_image(source, folder: Path, stem: str) -> str:
     if isinstance(source, Image.Image):
         return _save_png(source, folder / f"{stem}.png")
-    suffix = Path(source).suffix.lower() or ".img"
-    name = f"{stem}{suffix}"
     with open(source, "rb") as f:
-        _write_synced(folder / name, f.read())
+        data = f.read()
+    # Named by the format found in the bytes, never by the upload's own name (say, a.php).
+    name = stem + FORMATS.get(format_of(io.BytesIO(data)), ".img")
+    _write_synced(folder / name, data)
     return name
 
 

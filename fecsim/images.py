@@ -7,13 +7,20 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
 # Larger than nearly any camera photo (a 50 MP phone shot is 5e7 px); refuse beyond it before decoding,
 # so a decompression bomb costs a header read, not gigabytes.
 MAX_PIXELS = 80_000_000
+# Decoded bytes (pixels x bands x bytes per sample, from the header's mode), refused beyond this
+# before decoding: an 80 MP RGB photo is 240 MB, while a 16-bit or RGBA file needs more per pixel.
+MAX_DECODED_BYTES = 256_000_000
+# The only formats PIL may parse, by its plugin names; the file extension each is stored under.
+# Every other plugin stays untried: an .eps upload, say, would make PIL run Ghostscript.
+FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp",
+           "GIF": ".gif", "TIFF": ".tif"}
 
 
 def describe(source) -> str:
@@ -42,14 +49,14 @@ def load_image(source, max_pixels: int = MAX_PIXELS) -> Image.Image:
     elif isinstance(source, (str, os.PathLike)):
         if not Path(source).is_file():
             raise ImageError(f"{name}: no such file")
-        image = _open(Path(source), name, max_pixels)
+        with open(source, "rb") as file:
+            image = _open(file, name, max_pixels)
     elif isinstance(source, (bytes, bytearray)):   # an encoded file, e.g. a download
         image = _open(io.BytesIO(source), name, max_pixels)
     else:
         raise ImageError(f"{name}: expected a file path, encoded bytes, PIL image or numpy array")
+    _check_size(image, name, max_pixels)
     width, height = image.size
-    if width * height > max_pixels:
-        raise ImageError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels}")
     if width < 1 or height < 1:
         raise ImageError(f"{name}: image is empty")
     try:
@@ -59,19 +66,47 @@ def load_image(source, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise ImageError(f"{name}: cannot decode image ({exc})") from exc
 
 
+def _check_size(image: Image.Image, name: str, max_pixels: int) -> None:
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels}")
+    try:
+        mode = ImageMode.getmode(image.mode)
+        per_pixel = len(mode.bands) * np.dtype(mode.typestr).itemsize
+    except (KeyError, TypeError):
+        per_pixel = 4   # a mode PIL does not describe: assume the widest common one
+    if width * height * per_pixel > MAX_DECODED_BYTES:
+        raise ImageError(f"{name}: {width}x{height} {image.mode} would take "
+                         f"{width * height * per_pixel / 1e6:.0f} MB decoded, over the limit of "
+                         f"{MAX_DECODED_BYTES / 1e6:.0f} MB")
+
+
+def format_of(file) -> str:
+    """The image format of a binary file, by PIL's plugin name, from its first 16 bytes (as PIL
+    itself picks a plugin) without parsing it; "" when no plugin recognises them."""
+    Image.init()   # every plugin's check, not only the few PIL registers up front
+    file.seek(0)
+    prefix = file.read(16).ljust(16, b"\0")   # some plugins' checks read past a shorter file's end
+    return next((f for f in Image.ID if Image.OPEN[f][1] and Image.OPEN[f][1](prefix)), "")
+
+
 def _open(file, name: str, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(file)
+            Image.init()   # every plugin registered, so that each of FORMATS is known
+            # (MPO, a phone's JPEG with extra frames, is opened by the JPEG plugin.)
+            image = Image.open(file, formats=[f for f in FORMATS if f != "MPO"])
             # The header alone gives the size: refuse before any pixel is decoded.
-            if image.size[0] * image.size[1] > max_pixels:
-                raise ImageError(
-                    f"{name}: {image.size[0]}x{image.size[1]} pixels is over the limit of {max_pixels}")
+            _check_size(image, name, max_pixels)
             image.load()
     except ImageError:
         raise
     except UnidentifiedImageError as exc:
+        found = format_of(file)
+        if found and found not in FORMATS:
+            raise ImageError(f"{name}: unsupported image format {found} (fecsim reads "
+                             f"{', '.join(FORMATS)})") from exc
         raise ImageError(f"{name}: not an image file") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"{name}: refused as a possible decompression bomb ({exc})") from exc
@@ -99,10 +134,10 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        pixels = np.asarray(image, dtype=np.float64)
-        top = pixels.max(initial=0)
-        if top > 0:
-            pixels = pixels * (255.0 / (65535.0 if top > 255 else 255.0))
+        pixels = np.asarray(image)
+        if pixels.max(initial=0) > 255:   # a 16-bit range: 65535 -> 255
+            # In the pixels' own type: float64 copies of a 79 MP photo once took 1.4 GB.
+            pixels = pixels // 257 if pixels.dtype.kind in "iu" else pixels / np.float32(257)
         return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")

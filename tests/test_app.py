@@ -18,7 +18,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from conftest import two_faces
-from fecsim import ExpressionComparer
+from fecsim import ExpressionComparer, app
 from fecsim.app import build_demo, launch
 from fecsim.flags import export_flags, read_flags
 
@@ -150,6 +150,29 @@ def test_bad_inputs_are_reported_and_the_app_keeps_serving(client, photos, not_a
         "same expression", "different expression")
 
 
+@pytest.mark.parametrize("face", ["inf", "1e400", 0, -5, 1.7])
+def test_a_face_number_must_be_a_whole_number_from_one(client, photos, face):
+    with pytest.raises(AppError, match=r"Image A: the face number must be a whole number >= 1"):
+        compare(client, photos["astronaut"], photos["two"], face_a=face)
+
+
+def test_a_box_mostly_outside_the_photo_is_refused(client, photos):
+    with pytest.raises(AppError, match=r"Image B: .*mostly outside the 512x512 image"):
+        compare(client, photos["astronaut"], photos["mirror"], box_b="0, 0, 5000, 5000")
+
+
+def test_result_images_and_gradio_cache_are_cleaned(comparer, tmp_path, monkeypatch):
+    monkeypatch.setattr(app, "OUTPUTS", tmp_path)
+    monkeypatch.setattr(app, "_last_sweep", 0.0)
+    old = tmp_path / "old.png"
+    old.write_bytes(b"yesterday's result")
+    os.utime(old, (time.time() - app.RESULT_MAX_AGE - 60,) * 2)
+    kept = app.saved(Image.new("RGB", (8, 8)))
+    assert not old.exists() and Path(kept).exists()
+    demo = build_demo(comparer=comparer)
+    assert demo.delete_cache == (app.RESULT_MAX_AGE // 6, app.RESULT_MAX_AGE)
+
+
 def test_flag_stores_the_result_and_exports_it(served, comparer, photos, tmp_path):
     url, flag_dir = served
     own = Client(url, verbose=False, analytics_enabled=False)   # a session of its own
@@ -181,28 +204,36 @@ def test_flag_stores_the_result_and_exports_it(served, comparer, photos, tmp_pat
     assert "different expression" in out.read_text()
 
 
-def test_ten_clients_five_requests_each_all_correct(served, comparer, photos):
-    """The queue under load: 50 requests at once, every answer the model's own."""
+def test_queued_requests_from_several_clients_all_correct(served, comparer, photos):
+    """The queue: 3 clients x 2 requests at once, every answer the model's own. Waits follow the
+    measured time of one request, so a slow, busy machine is given the time it needs; the 10 x 5
+    load run with its figures is benchmarks/bench_app.py."""
     expected = comparer.compare(photos["astronaut"], photos["mirror"]).probability
+    started = time.monotonic()
+    compare(Client(served[0], verbose=False, analytics_enabled=False), photos["astronaut"],
+            photos["mirror"])
+    clients, each = 3, 2
+    budget = 60 + 10 * clients * each * (time.monotonic() - started)   # seconds, generous
     results, errors = [], []
 
     def one_client():
         try:
-            c = Client(served[0], verbose=False, analytics_enabled=False)
+            c = Client(served[0], verbose=False, analytics_enabled=False,
+                       httpx_kwargs={"timeout": budget})
             jobs = [c.submit(handle_file(str(photos["astronaut"])),
                              handle_file(str(photos["mirror"])), "", "", 1, 1,
-                             api_name="/compare") for _ in range(5)]
-            results.extend(job.result(timeout=300)[5] for job in jobs)
+                             api_name="/compare") for _ in range(each)]
+            results.extend(job.result(timeout=budget)[5] for job in jobs)
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=one_client) for _ in range(10)]
+    threads = [threading.Thread(target=one_client) for _ in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=400)
+        t.join(timeout=2 * budget)
     assert not errors, errors
-    assert len(results) == 50
+    assert len(results) == clients * each
     assert all(p == pytest.approx(expected, abs=1e-3) for p in results)
 
 

@@ -83,3 +83,62 @@ def test_missing_columns_and_bad_checkpoint_are_clear(folder, random_checkpoint,
     result = run("compare", folder / "astro.jpg", folder / "astro.jpg",
                  "--checkpoint", tmp_path / "none.safetensors")
     assert result.returncode == 2 and "none.safetensors: checkpoint file not found" in result.stderr
+
+
+# --- Reliability (README): malformed CSVs, and a photo too small to hold a face. ---
+
+def test_malformed_rows_get_their_own_error_and_the_good_rows_are_scored(folder, random_checkpoint):
+    (folder / "ragged.csv").write_text(
+        "a,b,note\n"
+        "astro.jpg,mirror.jpg,good\n"
+        "astro.jpg\n"
+        "astro.jpg,mirror.jpg,extra,fields\n"
+        "mirror.jpg,astro.jpg,good too\n")
+    out = folder / "ragged.out.csv"
+    result = run("score-pairs", folder / "ragged.csv", "--out", out, "--checkpoint", random_checkpoint)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and not list(folder.glob("*.tmp"))
+    rows = read(out)
+    assert [r["error"] for r in (rows[0], rows[3])] == ["", ""]
+    assert all(0 <= float(r["probability"]) <= 1 for r in (rows[0], rows[3]))
+    assert "line 3: 1 field, the header has 3" in rows[1]["error"]
+    assert "line 4: 4 fields, the header has 3" in rows[2]["error"]
+    assert rows[1]["probability"] == rows[2]["probability"] == ""
+
+
+def test_a_csv_saved_by_excel_with_a_bom_is_read(folder, random_checkpoint):
+    (folder / "excel.csv").write_bytes("\ufeffa,b\r\nastro.jpg,mirror.jpg\r\n".encode("utf-8"))
+    result = run("score-pairs", folder / "excel.csv", "--out", folder / "excel.out.csv",
+                 "--checkpoint", random_checkpoint)
+    assert result.returncode == 0, result.stderr
+    assert float(read(folder / "excel.out.csv")[0]["probability"]) >= 0
+
+
+def test_a_csv_that_is_not_utf8_is_one_line_naming_the_line(folder, random_checkpoint, tmp_path):
+    (folder / "latin1.csv").write_bytes("a,b\nastro.jpg,mirror.jpg\ncafé.jpg,astro.jpg\n".encode("latin-1"))
+    result = run("score-pairs", folder / "latin1.csv", "--out", tmp_path / "o.csv",
+                 "--checkpoint", random_checkpoint)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "latin1.csv: line 3 is not UTF-8 text" in result.stderr
+
+
+@pytest.mark.parametrize("size", ["0", "-1", "two"])
+def test_batch_size_must_be_a_positive_whole_number(folder, tmp_path, size):
+    (tmp_path / "p.csv").write_text("a,b\nastro.jpg,astro.jpg\n")
+    result = run("score-pairs", tmp_path / "p.csv", "--out", tmp_path / "o.csv",
+                 "--batch-size", size)
+    assert result.returncode == 2 and "--batch-size" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_one_pixel_photo_is_a_clear_error_in_compare_and_score_pairs(folder, random_checkpoint):
+    Image.new("RGB", (1, 1)).save(folder / "dot.png")
+    result = run("compare", folder / "dot.png", folder / "astro.jpg", "--checkpoint", random_checkpoint)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "dot.png: 1x1 pixels is too small" in result.stderr
+    (folder / "dots.csv").write_text("a,b\ndot.png,astro.jpg\nastro.jpg,mirror.jpg\n")
+    result = run("score-pairs", folder / "dots.csv", "--out", folder / "dots.out.csv",
+                 "--checkpoint", random_checkpoint)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    bad, good = read(folder / "dots.out.csv")
+    assert "too small" in bad["error"] and good["error"] == "" and good["probability"]

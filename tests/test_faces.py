@@ -5,7 +5,7 @@ from PIL import Image
 
 from conftest import two_faces
 from fecsim.errors import BoxError, NoFaceError
-from fecsim.faces import FaceCropper, check_box, fec_box_to_pixels
+from fecsim.faces import FaceCropper, check_box, fec_box_to_pixels, parse_face_number
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +92,36 @@ def test_channels_last_detector_finds_the_same_boxes_as_stock_mtcnn(cropper, ast
                       key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
     assert len(ours) == len(expected) == 2
     assert np.allclose([f[:4] for f in ours], expected, atol=0.01)
+
+
+# --- Reliability (README): small or elongated photos, boxes mostly outside the photo. ---
+
+@pytest.mark.parametrize("size", [(1, 1), (19, 400), (1000, 79), (30000, 12)])
+def test_tiny_or_thin_photos_are_a_clear_no_face(cropper, size):
+    with pytest.raises(NoFaceError, match=r"<PIL image .*>: (no face found|.*too small)"):
+        cropper(Image.new("RGB", size, (120, 110, 100)))
+
+
+def test_a_face_in_a_panorama_is_found(cropper, astronaut):
+    # Her head, 2x, in a 4000x300 strip: the face is about 230 px, the photo 13 times wider.
+    head = Image.fromarray(astronaut).crop((150, 30, 300, 180)).resize((300, 300))
+    panorama = Image.new("RGB", (4000, 300), (200, 200, 200))
+    panorama.paste(head, (2500, 0))
+    x0, y0, x1, y1 = cropper(panorama).box
+    assert 2500 < x0 < x1 < 2800 and x1 - x0 > 150
+
+
+def test_a_box_mostly_outside_the_photo_is_an_error(cropper):
+    with pytest.raises(BoxError, match="mostly outside the 1200x900 image"):
+        check_box((0, 0, 5000, 5000), 1200, 900)
+
+
+@pytest.mark.parametrize("value", [float("inf"), "1e400", 0, -5, 1.7, "two", float("nan")])
+def test_a_face_number_is_a_whole_number_from_one(value):
+    with pytest.raises(BoxError, match=r"Image A: the face number must be a whole number >= 1"):
+        parse_face_number(value, "Image A")
+
+
+@pytest.mark.parametrize("value, number", [(1, 1), (2.0, 2), ("3", 3), (None, 1), ("", 1)])
+def test_face_numbers_accepted(value, number):
+    assert parse_face_number(value, "Image A") == number

@@ -66,6 +66,17 @@ class Handler(BaseHTTPRequestHandler):
             self.send(200, server.image[: len(server.image) // 2])
         elif name == "flaky.jpg":
             self.send(503, b"busy", "text/plain") if hits == 1 else self.send(200, server.image)
+        elif name == "drip.jpg":   # a byte at a time, each well inside a per-read timeout
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(server.image)))
+            self.end_headers()
+            try:
+                for byte in server.image[:60]:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass  # the client gave up, as it should
         elif name == "slow.jpg":
             time.sleep(server.slow_delay)
             try:
@@ -161,3 +172,28 @@ def test_rerun_with_other_crop_settings_is_refused(tmp_path, server):
     csv, out = fec_csv(tmp_path, server), tmp_path / "fec"
     download([csv], out, options(timeout=0.2, retries=0), progress=False)
     assert main(["download", str(csv), "--out", str(out), "--size", "64", "--quiet"]) == 2
+
+
+# --- Reliability (README): a new box on a known photo, and a deadline per attempt. ---
+
+def test_a_new_box_on_a_photo_already_downloaded_is_cropped(tmp_path, server):
+    u, out = server.url, tmp_path / "fec"
+    first = write_csv(tmp_path / "first.csv", [row([(u("photo1.jpg"), LEFT), (u("photo2.jpg"), LEFT),
+                                                    (u("photo3.jpg"), LEFT)], "ONE_CLASS_TRIPLET", [1] * 6)])
+    assert download([first], out, options(), progress=False)["faces_cropped"] == 3
+    later = write_csv(tmp_path / "later.csv", [row([(u("photo1.jpg"), RIGHT), (u("photo2.jpg"), LEFT),
+                                                    (u("photo3.jpg"), LEFT)], "ONE_CLASS_TRIPLET", [1] * 6)])
+    summary = download([first, later], out, options(), progress=False)
+    assert summary["fetched"] == 1 and summary["faces_cropped"] == 2   # photo1 again, both boxes
+    assert crop_path(out, FaceRef(u("photo1.jpg"), RIGHT)).is_file()
+    assert server.hits["photo1.jpg"] == 2 and server.hits["photo2.jpg"] == 1
+
+
+def test_a_server_sending_a_byte_at_a_time_meets_the_deadline(tmp_path, server):
+    csv = write_csv(tmp_path / "drip.csv", [row([(server.url("drip.jpg"), LEFT), (server.url("photo1.jpg"), LEFT),
+                                                 (server.url("photo2.jpg"), LEFT)], "ONE_CLASS_TRIPLET", [1] * 6)])
+    started = time.monotonic()
+    download([csv], tmp_path / "fec", options(timeout=0.5, retries=0), progress=False)
+    assert time.monotonic() - started < 2.5           # 60 bytes x 0.1 s would take 6 s
+    by_url = {e["url"].rsplit("/", 1)[1]: e for e in log_entries(tmp_path / "fec")}
+    assert by_url["drip.jpg"]["status"] == "dead" and "timeout" in by_url["drip.jpg"]["reason"]

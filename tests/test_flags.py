@@ -1,5 +1,6 @@
 """Flag storage: complete or absent after a kill, no interleaving when concurrent, and the loop
 closed: flag -> export-flags -> a training step reads the pairs."""
+import csv
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from PIL import Image
 
 from fecsim import ExpressionComparer
 from fecsim.data import PairsCSV, train_transform
-from fecsim.flags import PairFlagLogger, export_flags, main, read_flags
+from fecsim.flags import TMP_MAX_AGE, PairFlagLogger, export_flags, main, read_flags
 from fecsim.model import ModelConfig, SiameseResNet18
 from fecsim.training import batch_loss
 
@@ -81,7 +82,7 @@ def test_a_failure_mid_flag_leaves_nothing_and_keeps_earlier_flags(flagged_resul
 KILLED_FLAGGER = """
 import sys
 from PIL import Image
-from fecsim.flags import PairFlagLogger
+from fecsim.flags import TMP_MAX_AGE, PairFlagLogger
 logger = PairFlagLogger()
 logger.setup([], sys.argv[1])
 crop = Image.new("RGB", (48, 48), (90, 90, 90))
@@ -179,3 +180,44 @@ def test_module_command_line(flagged_result, tmp_path, capsys):
     assert header[:3] == ["a", "b", "same"] and "checkpoint_sha256" in header
     assert main([str(tmp_path / "nope")]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+# --- Reliability (README): a corrupt record, what an original is stored as, old temporaries. ---
+
+def test_a_corrupt_record_is_skipped_and_flagging_and_export_go_on(flagged_result, tmp_path, caplog):
+    flag_dir = tmp_path / "flagged"
+    logger = logger_for(flag_dir)
+    logger.flag(flagged_result, flag_option="same expression")
+    (broken,) = read_flags(flag_dir)
+    record = broken["dir"] / "flag.json"
+    record.write_text(record.read_text()[:40])             # truncated, as by a full disk
+    assert logger.flag(flagged_result, flag_option="different expression") == 1   # no error
+    assert len(list(flag_dir.glob("*/flag.json"))) == 2     # stored once: nothing to retry
+    assert str(record) in caplog.text and "skipped" in caplog.text
+    out = tmp_path / "pairs.csv"
+    assert main([str(flag_dir), "--out", str(out)]) == 0
+    assert [row["same"] for row in csv.DictReader(open(out))] == ["0"]
+
+
+def test_an_original_is_stored_under_its_detected_format(flagged_result, tmp_path):
+    disguised = tmp_path / "upload.php"                    # a PNG, whatever its name says
+    disguised.write_bytes(Path(flagged_result[1]).read_bytes())
+    logger = logger_for(tmp_path / "flagged")
+    logger.flag([flagged_result[0], str(disguised), *flagged_result[2:]], flag_option="same expression")
+    (flag,) = read_flags(tmp_path / "flagged")
+    assert flag["files"]["original_a"] == "original_a.jpg"
+    assert flag["files"]["original_b"] == "original_b.png"
+    assert sorted(p.name for p in flag["dir"].iterdir()) == [
+        "crop_a.png", "crop_b.png", "flag.json", "original_a.jpg", "original_b.png"]
+
+
+def test_old_unfinished_flags_are_removed(flagged_result, tmp_path):
+    flag_dir = tmp_path / "flagged"
+    old, recent = flag_dir / ".tmp-old", flag_dir / ".tmp-recent"
+    for folder in (old, recent):
+        folder.mkdir(parents=True)
+        (folder / "original_a.jpg").write_bytes(b"a user's photo")
+    hours_ago = time.time() - TMP_MAX_AGE - 60
+    os.utime(old, (hours_ago, hours_ago))
+    logger_for(flag_dir).flag(flagged_result, flag_option="same expression")
+    assert not old.exists() and recent.exists()   # a recent one may be a flag being written

@@ -119,3 +119,74 @@ def test_bad_array_shape():
 def test_unsupported_type():
     with pytest.raises(ImageError, match="expected a file path"):
         load_image(42)
+
+
+# --- Reliability (README): only the formats we accept, and a memory bound before decoding. ---
+
+@pytest.mark.parametrize("fmt, kwargs", [
+    ("JPEG", {}), ("PNG", {}), ("WEBP", {}), ("BMP", {}), ("GIF", {}), ("TIFF", {}),
+    ("MPO", {"save_all": True}),
+])
+def test_accepted_formats_decode(tmp_path, astronaut, fmt, kwargs):
+    path = tmp_path / f"photo.{fmt.lower()}"
+    Image.fromarray(astronaut).save(path, fmt, **kwargs)
+    assert load_image(path).size == (512, 512)
+
+
+def test_gif_gives_its_first_frame(tmp_path):
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ((250, 0, 0), (0, 0, 250))]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    assert np.asarray(load_image(path))[8, 8, 0] > 200
+
+
+@pytest.mark.parametrize("fmt", ["EPS", "PCX", "ICO", "PPM"])
+def test_other_formats_are_refused_before_parsing(tmp_path, astronaut, fmt):
+    path = tmp_path / f"upload.{fmt.lower()}"
+    Image.fromarray(astronaut[:64, :64]).save(path, fmt)
+    with pytest.raises(ImageError, match=rf"upload\.{fmt.lower()}: unsupported image format {fmt}"):
+        load_image(path)
+
+
+def test_eps_never_runs_ghostscript(tmp_path, monkeypatch):
+    path = tmp_path / "upload.eps"
+    path.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    ran = []
+    monkeypatch.setattr("subprocess.check_call", lambda *a, **k: ran.append(a))
+    monkeypatch.setattr("subprocess.Popen", lambda *a, **k: ran.append(a))
+    with pytest.raises(ImageError, match="unsupported image format EPS"):
+        load_image(path)
+    assert not ran
+
+
+def test_decoded_size_is_bounded_by_bytes_not_only_pixels(tmp_path):
+    # 67 megapixels: under the pixel limit, but 4 bytes a pixel decoded is over the byte limit.
+    path = tmp_path / "wide.png"
+    Image.new("RGBA", (8200, 8200), (1, 2, 3, 255)).save(path, optimize=True)
+    with pytest.raises(ImageError, match=r"wide\.png: 8200x8200 RGBA .* over the limit"):
+        load_image(path)
+
+
+PEAK = """
+import resource, sys
+sys.path.insert(0, sys.argv[2])
+from fecsim.images import load_image
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+image = load_image(sys.argv[1])
+print(image.size, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def test_a_sixteen_bit_photo_under_the_limits_decodes_in_bounded_memory(tmp_path):
+    # 175 KB on disk, 79 megapixels of 16-bit grey: once peaked at 1.4 GB above the baseline.
+    import subprocess
+    import sys
+    from pathlib import Path
+    path = tmp_path / "deep.png"
+    Image.fromarray(np.full((8900, 8900), 40000, np.uint16)).save(path)
+    out = subprocess.run([sys.executable, "-c", PEAK, str(path),
+                          str(Path(__file__).resolve().parent.parent)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    size, peak_mb = out.stdout.rsplit(")", 1)
+    assert size == "(8900, 8900" and float(peak_mb) < 800, out.stdout   # MB above the baseline

@@ -1,11 +1,13 @@
 """Model and checkpoints: a/b symmetry, round trip, every broken checkpoint, the offline thesis."""
 import json
+import re
 import struct
 
 import pytest
 import torch
 
-from fecsim import checkpoint
+from conftest import TINY_META
+from fecsim import ExpressionComparer, checkpoint
 from fecsim.errors import CheckpointError, FecsimError
 from fecsim.model import ModelConfig, SiameseResNet18
 
@@ -124,3 +126,34 @@ def test_safetensors_without_fecsim_metadata(tmp_path):
     save_file({"x": torch.zeros(2)}, str(path))
     with pytest.raises(CheckpointError, match="without fecsim metadata"):
         checkpoint.load(path)
+
+
+# --- Reliability (README): metadata checked as a whole on load. ---
+
+def _with(change):
+    meta = json.loads(json.dumps(TINY_META))
+    change(meta)
+    return meta
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda m: m.pop("calibration"), "calibration"),
+    (lambda m: m.pop("input_size"), "input_size"),
+    (lambda m: m.update(input_size=-5), "input_size"),
+    (lambda m: m.update(input_size="64"), "input_size"),
+    (lambda m: m["calibration"].pop("threshold"), "calibration.threshold"),
+    (lambda m: m["calibration"].update(scale=float("nan")), "calibration.scale"),
+    (lambda m: m.update(grey="yes"), "grey"),
+    (lambda m: m.update(zoom=0), "zoom"),
+    (lambda m: m.update(face=[0.1]), "face"),
+    (lambda m: m["face"].update(source_size=-48), "face.source_size"),
+    (lambda m: m.update(int8={"file": "../elsewhere.onnx", "sha256": "0" * 64}), "int8.file"),
+    (lambda m: m.update(int8={"file": "/etc/passwd", "sha256": "0" * 64}), "int8.file"),
+    (lambda m: m.update(int8={"file": "sub/x.int8.onnx", "sha256": "0" * 64}), "int8.file"),
+    (lambda m: m.update(int8={"file": "x.int8.onnx"}), "int8.sha256"),
+])
+def test_bad_metadata_is_a_checkpoint_error_naming_the_field(tmp_path, change, field):
+    path = checkpoint.save(tmp_path / "bad.safetensors", SiameseResNet18(ModelConfig()).eval(),
+                           _with(change))
+    with pytest.raises(CheckpointError, match=rf"bad\.safetensors: .*metadata field {re.escape(field)}\b"):
+        ExpressionComparer.load(path, "cpu")

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from fecsim import ExpressionComparer
+from fecsim import ExpressionComparer, checkpoint
 from fecsim.data import eval_transform, labelled_folder
 from fecsim.int8 import Int8Encoder
 from fecsim.model import ModelConfig, SiameseResNet18
@@ -113,13 +113,38 @@ def test_unknown_setting_is_refused():
     assert result.returncode != 0 and "unknown setting" in result.stderr
 
 
+SHIPPED = [ROOT / "checkpoints" / "fecsim-fer2013.safetensors", ROOT / "checkpoints" / "fecsim-fer2013.int8.onnx"]
+
+
 @pytest.fixture(scope="module")
 def trained(folders, tmp_path_factory):
-    """A checkpoint train.py made from the generated folders (one epoch, default settings)."""
-    path = tmp_path_factory.mktemp("trained") / "model.safetensors"
-    done = run_train(folders, f"--out_dir={path.parent / 'run'}", f"--export={path}")
+    """A checkpoint train.py made from the generated folders (one epoch, default settings,
+    exported where a run exports by default: into its own out_dir)."""
+    shipped = [checkpoint.sha256(p) for p in SHIPPED]
+    run = tmp_path_factory.mktemp("trained") / "run"
+    done = run_train(folders, f"--out_dir={run}")
     assert done.returncode == 0, done.stderr[-3000:]
-    return path
+    assert [checkpoint.sha256(p) for p in SHIPPED] == shipped   # the shipped model untouched
+    return run / "fecsim.safetensors"
+
+
+@pytest.mark.parametrize("setting, named", [
+    ("--grey=ture", "grey"), ("--int8=no_thanks", "int8"), ("--epochs=1.5", "epochs"),
+    ("--lr=fast", "lr")])
+def test_a_mistyped_value_is_refused_naming_the_setting(setting, named, tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), setting, "--epochs=0",
+                             f"--data={tmp_path / 'none'}", f"--out_dir={tmp_path / 'run'}"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and f"{named}" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_an_existing_file_outside_out_dir_is_not_replaced_without_overwrite(folders, tmp_path):
+    export = tmp_path / "kept.safetensors"
+    export.write_bytes(b"someone's model")
+    refused = run_train(folders, f"--out_dir={tmp_path / 'run'}", f"--export={export}")
+    assert refused.returncode != 0 and "--overwrite=true" in refused.stderr
+    assert export.read_bytes() == b"someone's model" and not (tmp_path / "run").exists()
 
 
 def test_train_py_fine_tunes_from_a_checkpoint(folders, trained, tmp_path):

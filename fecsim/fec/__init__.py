@@ -3,7 +3,7 @@ turn its triplets into training data, and score a model the way FECNet was score
 
     python -m fecsim.fec download faceexp-comparison-data-train-public.csv --out data/fec/images
     python -m fecsim.fec evaluate faceexp-comparison-data-test-public.csv --images data/fec/images \
-        --checkpoint checkpoints/fecsim-fec.safetensors
+        --checkpoint runs/fec/fecsim.safetensors
 """
 from .reader import TRIPLET_TYPES, FaceRef, Triplet, majority, read_triplets
 

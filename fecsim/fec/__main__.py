@@ -21,7 +21,8 @@ def main(argv=None) -> int:
     d.add_argument("--size", type=int, default=224, help="side of the cached square crops")
     d.add_argument("--margin", type=float, default=0.1, help="box widened by this share per side")
     d.add_argument("--workers", type=int, default=32, help="parallel downloads")
-    d.add_argument("--timeout", type=float, default=10.0, help="seconds per attempt")
+    d.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds an attempt may take in all (connect and whole body)")
     d.add_argument("--retries", type=int, default=3)
     d.add_argument("--backoff", type=float, default=1.0, help="seconds before the first retry")
     d.add_argument("--skip-failed", action="store_true",

@@ -5,7 +5,8 @@ Layout of the output folder:
     crops/<2 hex>/<key>.jpg   one face (key = hash of URL and box), written atomically
     fec_crops.json            the crop settings (size, margin): a rerun must use the same ones
     download_log.jsonl        one line per URL attempt: status, reason, faces cropped
-A rerun skips URLs whose faces are all cached (or whose last attempt was ok) and retries the rest.
+A rerun skips URLs whose faces are all cached (or, after an ok attempt, had a bad box) and fetches
+the rest: failures, and photos a later CSV names with a new face box.
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ class Options:
     size: int = 224            # side of the cached square crops (FECNet's input size)
     margin: float = 0.1        # box widened by this share per side before cropping
     workers: int = 32          # parallel downloads: the work is waiting on the network
-    timeout: float = 10.0      # seconds per connection attempt / read
+    timeout: float = 10.0      # seconds an attempt may take to connect and read the whole body
     retries: int = 3
     backoff: float = 1.0       # seconds before the first retry, doubling after each
     max_bytes: int = 30_000_000
@@ -81,11 +82,12 @@ def fetch(url: str, options: Options) -> bytes:
     for attempt in range(options.retries + 1):
         if attempt:
             time.sleep(options.backoff * 2 ** (attempt - 1) * random.uniform(0.75, 1.25))
+        deadline = time.monotonic() + options.timeout
         try:
             with urlopen(Request(url, headers={"User-Agent": USER_AGENT}),
                          timeout=options.timeout) as response:
                 final = response.geturl()
-                data = response.read(options.max_bytes + 1)
+                data = _read_by(response, options.max_bytes + 1, deadline)
         except HTTPError as exc:
             if exc.code in PERMANENT_HTTP:
                 raise Dead(f"HTTP {exc.code}") from None
@@ -111,6 +113,22 @@ def fetch(url: str, options: Options) -> bytes:
     raise Dead(last)
 
 
+def _read_by(response, limit: int, deadline: float) -> bytes:
+    """Up to limit bytes of the body, or TimeoutError once past the deadline: the socket's timeout
+    is per read, which a server sending a byte now and then resets forever. (A read that stalls
+    can still take one timeout more.)"""
+    chunks, size = [], 0
+    while size < limit:
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        chunk = response.read1(min(1 << 16, limit - size))   # what has arrived, not all of it
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def save_atomic(image, path: Path, quality: int) -> None:
     """Write then rename: an interrupted run never leaves a partial file under the real name."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +145,8 @@ def save_atomic(image, path: Path, quality: int) -> None:
 def process_url(url: str, faces: list[FaceRef], root: Path, options: Options) -> dict:
     """Fetch one photo, check it is an image, crop and cache each of its faces. Never raises."""
     start = time.monotonic()
-    result = {"url": url, "status": "ok", "reason": "", "faces_ok": 0, "bad_box": 0}
+    result = {"url": url, "status": "ok", "reason": "", "faces_ok": 0, "bad_box": 0,
+              "bad_box_faces": []}
     try:
         data = fetch(url, options)
         try:   # the one safe decoder: size limits, truncation checks
@@ -142,6 +161,7 @@ def process_url(url: str, faces: list[FaceRef], root: Path, options: Options) ->
                                 image.width, image.height, url)
             except BoxError as exc:
                 result["bad_box"] += 1
+                result["bad_box_faces"].append(face_key(face))   # no refetch will crop it
                 result["reason"] = str(exc)
                 continue
             save_atomic(cropper.crop(image, box), crop_path(root, face), options.quality)
@@ -179,14 +199,14 @@ def _check_settings(root: Path, options: Options) -> None:
         path.write_text(json.dumps(wanted, indent=2))
 
 
-def _last_status(log_path: Path) -> dict[str, str]:
+def _last_entries(log_path: Path) -> dict[str, dict]:
     last = {}
     if log_path.is_file():
         with open(log_path, encoding="utf-8", errors="replace") as f:
             for line in f:
                 try:
                     entry = json.loads(line)
-                    last[entry["url"]] = entry["status"]
+                    last[entry["url"]] = entry
                 except (json.JSONDecodeError, KeyError, TypeError):
                     continue  # a line cut short by a hard kill
     return last
@@ -199,12 +219,16 @@ def download(csv_paths, root, options: Options | None = None, log=print, progres
     root.mkdir(parents=True, exist_ok=True)
     _check_settings(root, options)
     by_url = faces_by_url(csv_paths, log)
-    last = _last_status(root / LOG)
+    last = _last_entries(root / LOG)
     todo, counts = [], Counter()
     for url, faces in by_url.items():
-        if last.get(url) == "ok" or all(crop_path(root, f).is_file() for f in faces):
+        entry = last.get(url, {})
+        # Done when every face is cropped or its box was bad on this very photo. A face box only
+        # a later CSV names has no crop yet: the photo is fetched again for it.
+        bad_boxes = set(entry.get("bad_box_faces", [])) if entry.get("status") == "ok" else set()
+        if all(crop_path(root, f).is_file() or face_key(f) in bad_boxes for f in faces):
             counts["already_done"] += 1
-        elif options.skip_failed and last.get(url) in ("dead", "not_image"):
+        elif options.skip_failed and entry.get("status") in ("dead", "not_image"):
             counts["skipped_failed"] += 1
         else:
             todo.append(url)
