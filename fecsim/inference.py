@@ -12,7 +12,7 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 from . import checkpoint
-from .errors import CheckpointError
+from .errors import CheckpointError, FecsimError
 from .evaluate import calibrated, features
 from .faces import Face, FaceCropper
 from .int8 import Int8Encoder
@@ -57,6 +57,14 @@ class TripletResult:
                 "boxes": [list(f.box) for f in self.faces],
                 "expressions": [_rounded(e) for e in self.expressions],
                 "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class RankedPhoto:
+    source: object            # what was given (a path, an image)
+    probability: float | None  # calibrated P(same expression as the reference); None: error
+    face: Face | None
+    error: str | None = None  # why this photo could not be scored (no face, not an image)
 
 
 class ExpressionComparer:
@@ -170,6 +178,29 @@ class ExpressionComparer:
         odd = int(odd_from_pair_probabilities(p12, p13, p23))
         return TripletResult(odd, {"12": float(p12), "13": float(p13), "23": float(p23)}, faces,
                              time.perf_counter() - start, tuple(self.expressions(z)))
+
+    def rank(self, reference, photos, assume_cropped=False) -> list[RankedPhoto]:
+        """Photos ranked by P(same expression as the reference), best first: "who copied it
+        best?". A photo that cannot be scored (no face, not an image) is listed last with its
+        error instead of stopping the ranking; a bad reference raises."""
+        reference_face = self.face(reference, assume_cropped=assume_cropped)
+
+        def face_or_error(source):
+            try:
+                return self.face(source, assume_cropped=assume_cropped)
+            except FecsimError as exc:
+                return exc
+
+        found = list(self.detect_pool.map(face_or_error, photos))
+        faces = [f for f in found if isinstance(f, Face)]
+        scores = iter([])
+        if faces:
+            z = self.features([reference_face, *faces])
+            scores = iter(self.pair_probabilities(z[:1].expand(len(faces), -1), z[1:]))
+        ranked = [RankedPhoto(s, float(next(scores)), f) if isinstance(f, Face)
+                  else RankedPhoto(s, None, None, str(f)) for s, f in zip(photos, found)]
+        return sorted(ranked, key=lambda r: -1 if r.probability is None else r.probability,
+                      reverse=True)
 
 
 def _rounded(distribution):
