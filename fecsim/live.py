@@ -56,7 +56,9 @@ def score_frame(comparer: ExpressionComparer, reference_z: torch.Tensor, frame,
     start = time.perf_counter()
     image = frame if isinstance(frame, Image.Image) else Image.fromarray(np.asarray(frame))
     image = image.convert("RGB")
-    box = find_face(comparer, image, near)
+    # On the comparer's detection threads: one torch thread each, which for MTCNN's many small
+    # ops is ~10x faster than the caller's threads fighting over the cores.
+    box = comparer.detect_pool.submit(find_face, comparer, image, near).result()
     if box is None:
         return FrameScore(None, None, time.perf_counter() - start)
     z = comparer.features([comparer.cropper.crop(image, box)])
