@@ -385,14 +385,16 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
                 with gr.Row():
                     face_a = gr.Number(1, label="Face in A", precision=0, minimum=1)
                     face_b = gr.Number(1, label="Face in B", precision=0, minimum=1)
+            gr.Examples(_example_files("pairs"), [image_a, image_b], label="Example pairs",
+                        cache_examples=False, examples_per_page=8)
             compare_button = gr.Button("Compare", variant="primary", elem_id="compare")
-            verdict = gr.HTML(elem_id="verdict")
-            with gr.Row(equal_height=False):
-                with gr.Column(min_width=160):
-                    crop_a = _result_image("Crop A (what the model saw)", "crop_a", 200)
+            with gr.Row(equal_height=False, elem_id="result"):
+                verdict = gr.HTML(elem_id="verdict", min_height=0)
+                with gr.Column(min_width=160, scale=0):
+                    crop_a = _result_image("Crop A (what the model saw)", "crop_a", 180)
                     expressions_a = _expressions("Expression in A", "expressions_a")
-                with gr.Column(min_width=160):
-                    crop_b = _result_image("Crop B (what the model saw)", "crop_b", 200)
+                with gr.Column(min_width=160, scale=0):
+                    crop_b = _result_image("Crop B (what the model saw)", "crop_b", 180)
                     expressions_b = _expressions("Expression in B", "expressions_b")
             with gr.Row():
                 boxed_a = _result_image("Faces found in A (1 = largest)", "boxed_a")
@@ -409,8 +411,6 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
                         "I agree that both photos, both crops and my answer are stored"))
                     flag_button = gr.Button("Flag this result as wrong", elem_id="flag")
                 flag_status = gr.Markdown(elem_id="flag_status")
-            gr.Examples(_example_files("pairs"), [image_a, image_b], label="Example pairs",
-                        cache_examples=False)
 
         with gr.Tab("Odd one out"):
             gr.Markdown("## Which face's expression is the odd one out?\nThree photos; the "
