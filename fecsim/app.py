@@ -388,14 +388,19 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
             gr.Examples(_example_files("pairs"), [image_a, image_b], label="Example pairs",
                         cache_examples=False, examples_per_page=8)
             compare_button = gr.Button("Compare", variant="primary", elem_id="compare")
+            # The verdict, and beside it both crops side by side with their expressions; on a
+            # phone the crops wrap under the verdict, still side by side.
             with gr.Row(equal_height=False, elem_id="result"):
-                verdict = gr.HTML(elem_id="verdict", min_height=0)
-                with gr.Column(min_width=160, scale=0):
-                    crop_a = _result_image("Crop A (what the model saw)", "crop_a", 180)
-                    expressions_a = _expressions("Expression in A", "expressions_a")
-                with gr.Column(min_width=160, scale=0):
-                    crop_b = _result_image("Crop B (what the model saw)", "crop_b", 180)
-                    expressions_b = _expressions("Expression in B", "expressions_b")
+                with gr.Column(min_width=300):
+                    verdict = gr.HTML(elem_id="verdict", min_height=0)
+                with gr.Column(min_width=320):
+                    with gr.Row(equal_height=False):
+                        with gr.Column(min_width=150):
+                            crop_a = _result_image("Crop A (model's view)", "crop_a", 180)
+                            expressions_a = _expressions("Expression in A", "expressions_a")
+                        with gr.Column(min_width=150):
+                            crop_b = _result_image("Crop B (model's view)", "crop_b", 180)
+                            expressions_b = _expressions("Expression in B", "expressions_b")
             with gr.Row():
                 boxed_a = _result_image("Faces found in A (1 = largest)", "boxed_a")
                 boxed_b = _result_image("Faces found in B (1 = largest)", "boxed_b")
@@ -572,7 +577,10 @@ def launch(demo: gr.Blocks, host="127.0.0.1", port=7860, share=False, **kwargs):
                        max_file_size=MAX_FILE_SIZE, ssr_mode=False, **kwargs)
 
 
-CSS = views.CSS + "#odd_answer { font-size: 2rem; font-weight: 800; }"
+CSS = views.CSS + """
+#odd_answer { font-size: 2rem; font-weight: 800; }
+.fecsim-crop img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
+"""
 
 
 def _photo_input(label: str, elem_id: str) -> gr.Image:
@@ -613,7 +621,7 @@ def _result_image(label: str, elem_id: str, height: int = 240) -> gr.Image:
     # Filled with files from saved(): crops as exact PNG, photos with boxes as JPEG (a photo
     # encodes ~100x faster as JPEG than as PNG).
     return gr.Image(label=label, interactive=False, elem_id=elem_id, height=height,
-                    buttons=[])
+                    buttons=[], elem_classes=["fecsim-crop"])
 
 
 def _example_files(kind: str) -> list[list[str]]:

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from fecsim import ExpressionComparer
-from fecsim.app import build_demo
+from fecsim.app import build_demo, launch
 from fecsim.flags import read_flags
 
 CHROMIUM = "/usr/bin/chromium"
@@ -71,8 +71,7 @@ def app(random_checkpoint, tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port,
-                ssr_mode=False, quiet=True)
+    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
     try:
         yield f"http://127.0.0.1:{port}/", flag_dir
     finally:
