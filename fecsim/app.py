@@ -528,7 +528,7 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
 
         # One camera for both photos: the stream keeps its latest frame; Capture as A / B take
         # it (after the countdown, when ticked), and B's capture starts the comparison itself.
-        camera.stream(lambda f: f, camera, latest_frame, stream_every=0.2,
+        camera.stream(lambda f: f, camera, latest_frame, stream_every=0.2, show_progress="hidden",
                       concurrency_limit=None, api_visibility="private")
         for button, image in ((capture_a, image_a), (capture_b, image_b)):
             taken = button.click(None, countdown, None, js=COUNTDOWN).then(
@@ -557,11 +557,12 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
         live_camera.stream(live_frame,
                            [live_camera, reference_state, track, history, best],
                            [live_score, track, history, best, live_latest],
-                           stream_every=LIVE_EVERY, concurrency_id="live",
+                           stream_every=LIVE_EVERY, concurrency_id="live", show_progress="hidden",
                            concurrency_limit=1, api_visibility="private")
 
         rank_camera.stream(lambda f: f, rank_camera, rank_latest, stream_every=0.2,
-                           concurrency_limit=None, api_visibility="private")
+                           show_progress="hidden", concurrency_limit=None,
+                           api_visibility="private")
         add_button.click(add_capture, [rank_latest, rank_photos], rank_photos,
                          api_visibility="private", concurrency_limit=None)
         rank_button.click(rank, [rank_reference, rank_photos], [ranking_gallery, ranking],
