@@ -254,7 +254,7 @@ def odd_one_out(image_1, image_2, image_3, request: gr.Request = None):
 
 def highlight_odd(details):
     """The odd face's crop outlined and labelled (on the page only: the API returns plain files)."""
-    return [gr.Image(elem_classes=["fecsim-odd"] if i == details["odd"] else [],
+    return [gr.Image(elem_classes=["fecsim-crop"] + (["fecsim-odd"] if i == details["odd"] else []),
                      label=f"Face {i}" + (": the odd one out" if i == details["odd"] else ""))
             for i in (1, 2, 3)]
 
@@ -428,7 +428,7 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
             with gr.Row():
                 trio_crops = [_result_image(f"Face {i}", f"crop_{i}", 200) for i in (1, 2, 3)]
             pair_probabilities = gr.Label(label="P(same expression) of each pair",
-                                          elem_id="pair_probabilities")
+                                          elem_id="pair_probabilities", show_heading=False)
             with gr.Accordion("Details", open=False):
                 odd_details = gr.JSON(label="Details")
             gr.Examples(_example_files("triplets"), trio, label="Example triplets",
@@ -579,7 +579,7 @@ def launch(demo: gr.Blocks, host="127.0.0.1", port=7860, share=False, **kwargs):
 
 
 CSS = views.CSS + """
-#odd_answer { font-size: 2rem; font-weight: 800; }
+#odd_answer * { font-size: 2rem !important; font-weight: 800; }
 .fecsim-crop img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
 """
 

@@ -269,3 +269,27 @@ def test_live_mirror_scores_change(page, astronaut_jpg):
     screenshot(page, "09-live")
     assert len(scores) >= 3, scores   # the score follows the moving face
     assert rate >= 4, rate            # the page asks for 10/s; >= 8 on an idle 2-core machine
+
+
+def test_odd_one_out_and_who_copied_it_best(page, astronaut_jpg, no_face_jpg, tmp_path):
+    from skimage import data
+    mirror, cameraman = tmp_path / "mirror.jpg", tmp_path / "cameraman.jpg"
+    Image.open(astronaut_jpg).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirror)
+    Image.fromarray(data.camera()).save(cameraman)
+    page.get_by_role("tab", name="Odd one out").click()
+    for i, path in enumerate((astronaut_jpg, mirror, cameraman), start=1):
+        upload(page, f"image_{i}", path)
+    page.click("#odd")
+    sync_api.expect(page.locator("#odd_answer")).to_contain_text("is the odd one out")
+    page.locator(".fecsim-odd img:visible").wait_for()          # the odd face outlined
+    sync_api.expect(page.locator("#pair_probabilities")).to_contain_text("Images 1 and 2")
+    screenshot(page, "10-odd-one-out")
+
+    page.get_by_role("tab", name="Classroom: who copied it best?").click()
+    upload(page, "rank_reference", astronaut_jpg)
+    page.locator("#rank_photos input[type=file]").set_input_files(
+        [str(p) for p in (cameraman, no_face_jpg, mirror)])
+    sync_api.expect(page.locator("#rank_photos")).to_contain_text("mirror")   # uploaded
+    page.click("#rank")
+    sync_api.expect(page.locator("#ranking_gallery img")).to_have_count(2, timeout=TIMEOUT_MS)
+    screenshot(page, "11-who-copied-it-best")
