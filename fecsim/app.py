@@ -50,6 +50,7 @@ QUEUE_SIZE = 256              # waiting requests beyond this are told the queue 
 MAX_RANKED = 60               # photos ranked at once (30 take about 2 s on 2 CPU cores)
 LIVE_EVERY = 0.1              # seconds between the frames the live mode sends
 LIVE_HISTORY = 60             # scores kept for the live mode's history line
+MAX_KEPT_ERRORS = 1000        # errors waiting for their page to show them
 FLAGS_TOKEN_VARIABLE = "FECSIM_FLAGS_TOKEN"   # who may download every flag
 CAMERA_NOTE = ("Nothing from the camera is kept unless you flag a result: frames are scored in "
                "memory, captured photos live only in this server's temporary cache.")
@@ -167,6 +168,8 @@ def _errors_kept_for_the_page(fn):
                             if isinstance(a, gr.Request)), None)
             if request is not None and request.session_hash:
                 _errors[request.session_hash] = exc.message
+                while len(_errors) > MAX_KEPT_ERRORS:   # API clients never collect theirs
+                    _errors.pop(next(iter(_errors)))
             raise
     return wrapper
 

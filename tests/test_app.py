@@ -236,6 +236,14 @@ def test_flags_download_needs_the_token(client, served, monkeypatch, tmp_path):
         f["flag_id"] for f in read_flags(served[1])]
 
 
+def test_flags_go_to_persistent_storage_when_a_space_has_it(monkeypatch, tmp_path):
+    from fecsim import flags
+    monkeypatch.setattr(flags, "PERSISTENT_STORAGE", tmp_path / "data")
+    assert flags.default_flag_dir() == Path("flagged")          # no /data: wiped on restart
+    (tmp_path / "data").mkdir()
+    assert flags.default_flag_dir() == tmp_path / "data" / "flagged"
+
+
 def test_ten_clients_five_requests_each_all_correct(served, comparer, photos):
     """The queue under load: 50 requests at once, every answer the model's own."""
     expected = comparer.compare(photos["astronaut"], photos["mirror"]).probability
