@@ -469,6 +469,7 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
                     add_button = gr.Button("Capture into the set", elem_id="add_capture")
             rank_latest = gr.State(None)
             rank_button = gr.Button("Rank", variant="primary", elem_id="rank")
+            rank_message = gr.HTML(elem_id="rank_message")
             ranking_gallery = gr.Gallery(label="Ranking (best first)", columns=5, height="auto",
                                          elem_id="ranking_gallery", object_fit="contain")
             with gr.Accordion("Ranking as a table", open=False):
@@ -509,9 +510,10 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
 
         def run_compare(trigger, api_name=None):
             """Compare, then show the verdict (or the error, which stays) in the result area."""
+            # Progress (and gradio's own error badge) on the result area alone, not on each field.
             event = trigger(compare, compare_inputs, [*result_fields, last], api_name=api_name,
                             api_visibility="public" if api_name else "private",
-                            preprocess=False, js=START_CLOCK)
+                            preprocess=False, js=START_CLOCK, show_progress_on=[verdict])
             event.success(lambda d: (views.verdict(d), gr.Group(visible=True), "", None, False),
                           details, [verdict, flag_panel, flag_status, right_answer, consent],
                           queue=False, api_visibility="private"
@@ -540,7 +542,8 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
 
         odd_event = odd_button.click(odd_one_out, trio,
                                      [*trio_crops, odd_answer, pair_probabilities, odd_details],
-                                     api_name="odd_one_out", preprocess=False)
+                                     api_name="odd_one_out", preprocess=False,
+                                     show_progress_on=[odd_answer])
         odd_event.success(highlight_odd, odd_details, trio_crops, queue=False,
                           api_visibility="private")
         odd_event.failure(_shown_error, None, odd_answer, queue=False, api_visibility="private")
@@ -568,8 +571,12 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
                            api_visibility="private")
         add_button.click(add_capture, [rank_latest, rank_photos], rank_photos,
                          api_visibility="private", concurrency_limit=None)
-        rank_button.click(rank, [rank_reference, rank_photos], [ranking_gallery, ranking],
-                          api_name="rank", preprocess=False)
+        rank_event = rank_button.click(rank, [rank_reference, rank_photos],
+                                       [ranking_gallery, ranking], api_name="rank",
+                                       preprocess=False, show_progress_on=[ranking_gallery])
+        rank_event.success(lambda: "", None, rank_message, queue=False, api_visibility="private")
+        rank_event.failure(_shown_error, None, rank_message, queue=False,
+                           api_visibility="private")
         download_button.click(download_flags, token, flags_zip, api_name="download_flags")
 
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_SIZE)
