@@ -452,7 +452,7 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
                     live_score = gr.HTML(elem_id="live_score")
             reference_state, track, history, best = (gr.State(None) for _ in range(4))
             live_latest = gr.State(None)
-            gr.Examples([[p[0]] for p in _example_files("pairs")], [reference],
+            gr.Examples(_distinct_photos(_example_files("pairs")), [reference],
                         label="Example reference faces", cache_examples=False)
 
         with gr.Tab("Classroom: who copied it best?"):
@@ -633,6 +633,14 @@ def _result_image(label: str, elem_id: str, height: int = 240) -> gr.Image:
     # encodes ~100x faster as JPEG than as PNG).
     return gr.Image(label=label, interactive=False, elem_id=elem_id, height=height,
                     buttons=[], elem_classes=["fecsim-crop"])
+
+
+def _distinct_photos(examples: list[list[str]]) -> list[list[str]]:
+    """Each distinct photo of the examples once (several examples share a photo)."""
+    by_content = {}
+    for path in (p for example in examples for p in example):
+        by_content.setdefault(hashlib.sha256(Path(path).read_bytes()).digest(), path)
+    return [[p] for p in by_content.values()]
 
 
 def _example_files(kind: str) -> list[list[str]]:
