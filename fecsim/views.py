@@ -52,7 +52,8 @@ def bar(p: float, threshold: float) -> str:
 
 
 def error(message: str) -> str:
-    return f'<div class="fecsim-error" role="alert"><strong>Cannot compare.</strong> {escape(message)}</div>'
+    return (f'<div class="fecsim-error" role="alert"><strong>Cannot compare.</strong> '
+            f'{escape(message)}</div>')
 
 
 def live_score(p, history: list, best, threshold: float) -> str:
