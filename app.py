@@ -18,7 +18,9 @@ def main(argv=None):
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     parser.add_argument("--checkpoint", default=str(checkpoint.SHIPPED),
                         help="model checkpoint (default: the shipped model)")
-    parser.add_argument("--flag-dir", default="flagged", help="where flagged results are stored")
+    parser.add_argument("--flag-dir", default=None,
+                        help="where flagged results are stored (default: /data/flagged when "
+                             "/data is writable persistent storage, else flagged)")
     args = parser.parse_args(argv)
     demo = build_demo(args.checkpoint, flag_dir=args.flag_dir)
     launch(demo, host=args.host, port=args.port, share=args.share)

@@ -55,7 +55,7 @@ def main(argv=None):
     url = f"http://127.0.0.1:{port}/"
     files = [handle_file(str(p)) for p in PAIR]
     Client(url, verbose=False, analytics_enabled=False).predict(
-        *files, "", "", 1, 1, api_name="/compare")          # warm-up: MTCNN and model loaded
+        *files, api_name="/compare")                         # warm-up: MTCNN and model loaded
 
     latencies, answers, errors = [], [], []
     lock = threading.Lock()
@@ -66,10 +66,9 @@ def main(argv=None):
             client = Client(url, verbose=False, analytics_enabled=False)
             start_line.wait()
             sent = time.perf_counter()
-            jobs = [client.submit(*files, "", "", 1, 1, api_name="/compare")
-                    for _ in range(args.requests)]
+            jobs = [client.submit(*files, api_name="/compare") for _ in range(args.requests)]
             for job in jobs:
-                p = job.result(timeout=600)[5]
+                p = job.result(timeout=600)[-1]["probability"]   # the details
                 with lock:
                     latencies.append(time.perf_counter() - sent)
                     answers.append(p)

@@ -18,7 +18,9 @@ from PIL import Image
 from .errors import BoxError, NoFaceError
 from .images import describe, load_image
 
-DETECT_MAX_SIDE = 1024   # MTCNN runs on a copy at most this large: its cost grows with pixels
+DETECT_MAX_SIDE = 400    # MTCNN runs on a copy at most this large (its cost grows with pixels;
+                         # the smallest face it looks for is still 32 px there); the crop is
+                         # cut from the full-resolution photo
 MIN_FACE_FRACTION = 0.08  # faces narrower than this share of the photo's longer side are skipped:
                           # in a 640 px webcam frame that is about FER2013's own 48 px, and each
                           # smaller size MTCNN searches for costs another, larger pyramid level

@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 import uuid
+import zipfile
 from pathlib import Path
 
 from gradio.flagging import FlaggingCallback
@@ -164,6 +165,32 @@ def export_flags(flag_dir, out_csv) -> int:
         writer.writerows(rows)
     os.replace(tmp, out_csv)
     return len(rows)
+
+
+PERSISTENT_STORAGE = Path("/data")   # a Hugging Face Space's persistent storage, when attached
+
+
+def default_flag_dir() -> Path:
+    """/data/flagged where persistent storage is attached and writable, else flagged/ (which on
+    a Space is wiped at every restart)."""
+    if PERSISTENT_STORAGE.is_dir() and os.access(PERSISTENT_STORAGE, os.W_OK):
+        return PERSISTENT_STORAGE / "flagged"
+    return Path("flagged")
+
+
+def zip_flags(flag_dir, out_zip) -> int:
+    """Every complete flag folder in one zip, laid out as `export-flags` reads them; returns how
+    many. Unfinished (`.tmp-*`) folders are left out."""
+    flag_dir, out_zip = Path(flag_dir), Path(out_zip)
+    folders = sorted(p.parent for p in flag_dir.glob(f"*/{RECORD}")
+                     if not p.parent.name.startswith("."))
+    tmp = out_zip.with_name(out_zip.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        for folder in folders:
+            for file in sorted(folder.iterdir()):
+                z.write(file, f"flagged/{folder.name}/{file.name}")
+    os.replace(tmp, out_zip)
+    return len(folders)
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,7 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 from . import checkpoint
-from .errors import CheckpointError
+from .errors import CheckpointError, FecsimError
 from .evaluate import calibrated, features
 from .faces import Face, FaceCropper
 from .int8 import Int8Encoder
@@ -27,6 +27,8 @@ class PairResult:
     threshold: float
     faces: tuple              # (Face, Face): crops the model saw, boxes, originals
     seconds: float
+    expressions: tuple = (None, None)   # per face: {class name: probability}, or None without
+                                        # a classifier
 
     @property
     def verdict(self) -> str:
@@ -37,6 +39,8 @@ class PairResult:
                 "verdict": self.verdict, "threshold": round(self.threshold, 4),
                 "box_a": list(self.faces[0].box), "box_b": list(self.faces[1].box),
                 "other_faces_a": self.faces[0].others, "other_faces_b": self.faces[1].others,
+                "expressions_a": _rounded(self.expressions[0]),
+                "expressions_b": _rounded(self.expressions[1]),
                 "seconds": round(self.seconds, 3)}
 
 
@@ -46,10 +50,21 @@ class TripletResult:
     probabilities: dict       # {"12": p, "13": p, "23": p}: calibrated P(same) of each pair
     faces: tuple
     seconds: float
+    expressions: tuple = (None, None, None)
 
     def to_dict(self) -> dict:
         return {"odd": self.odd, **{f"p{k}": round(v, 4) for k, v in self.probabilities.items()},
-                "boxes": [list(f.box) for f in self.faces], "seconds": round(self.seconds, 3)}
+                "boxes": [list(f.box) for f in self.faces],
+                "expressions": [_rounded(e) for e in self.expressions],
+                "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class RankedPhoto:
+    source: object            # what was given (a path, an image)
+    probability: float | None  # calibrated P(same expression as the reference); None: error
+    face: Face | None
+    error: str | None = None  # why this photo could not be scored (no face, not an image)
 
 
 class ExpressionComparer:
@@ -130,13 +145,30 @@ class ExpressionComparer:
         logits = self.model.pair_logits(za.to(self.device), zb.to(self.device)).float().cpu().numpy()
         return calibrated(logits, self.calibration)
 
+    @property
+    def class_names(self) -> list[str]:
+        """The classifier's expression classes, in its output order (from the checkpoint)."""
+        config = self.model.config
+        return list(config.class_names) or [f"class {i}" for i in range(config.num_classes)]
+
+    @torch.no_grad()
+    def expressions(self, z: torch.Tensor) -> list:
+        """Each face's distribution over the expression classes, {name: probability} from the
+        most likely down; [None, ...] for a model without a classifier."""
+        if self.model.classifier is None:
+            return [None] * len(z)
+        probabilities = torch.softmax(self.model.classify(z.to(self.device)).float(), -1).cpu()
+        names = self.class_names
+        return [dict(sorted(zip(names, map(float, row)), key=lambda kv: -kv[1]))
+                for row in probabilities]
+
     def compare(self, a, b, box_a=None, box_b=None, assume_cropped=False) -> PairResult:
         start = time.perf_counter()
         faces = self.faces((a, b), (box_a, box_b), assume_cropped)
         z = self.features(faces)
         p = float(self.pair_probabilities(z[:1], z[1:])[0])
         return PairResult(p, p >= self.threshold, self.threshold, faces,
-                          time.perf_counter() - start)
+                          time.perf_counter() - start, tuple(self.expressions(z)))
 
     def odd_one_out(self, a, b, c, boxes=(None, None, None), assume_cropped=False) -> TripletResult:
         start = time.perf_counter()
@@ -145,7 +177,34 @@ class ExpressionComparer:
         p12, p13, p23 = self.pair_probabilities(z[[0, 0, 1]], z[[1, 2, 2]])
         odd = int(odd_from_pair_probabilities(p12, p13, p23))
         return TripletResult(odd, {"12": float(p12), "13": float(p13), "23": float(p23)}, faces,
-                             time.perf_counter() - start)
+                             time.perf_counter() - start, tuple(self.expressions(z)))
+
+    def rank(self, reference, photos, assume_cropped=False) -> list[RankedPhoto]:
+        """Photos ranked by P(same expression as the reference), best first: "who copied it
+        best?". A photo that cannot be scored (no face, not an image) is listed last with its
+        error instead of stopping the ranking; a bad reference raises."""
+        reference_face = self.face(reference, assume_cropped=assume_cropped)
+
+        def face_or_error(source):
+            try:
+                return self.face(source, assume_cropped=assume_cropped)
+            except FecsimError as exc:
+                return exc
+
+        found = list(self.detect_pool.map(face_or_error, photos))
+        faces = [f for f in found if isinstance(f, Face)]
+        scores = iter([])
+        if faces:
+            z = self.features([reference_face, *faces])
+            scores = iter(self.pair_probabilities(z[:1].expand(len(faces), -1), z[1:]))
+        ranked = [RankedPhoto(s, float(next(scores)), f) if isinstance(f, Face)
+                  else RankedPhoto(s, None, None, str(f)) for s, f in zip(photos, found)]
+        return sorted(ranked, key=lambda r: -1 if r.probability is None else r.probability,
+                      reverse=True)
+
+
+def _rounded(distribution):
+    return None if distribution is None else {k: round(v, 4) for k, v in distribution.items()}
 
 
 def _sized(image: Image.Image, size: int) -> Image.Image:

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -67,18 +68,22 @@ def photos(tmp_path_factory, astronaut):
     return paths
 
 
-COMPARE_OUTPUTS = ("boxed_a", "boxed_b", "crop_a", "crop_b", "verdict", "probability", "seconds",
+COMPARE_OUTPUTS = ("boxed_a", "boxed_b", "crop_a", "crop_b", "expressions_a", "expressions_b",
                    "details")
 
 
-def compare(client, a, b, box_a="", box_b="", face_a=1, face_b=1) -> dict:
-    out = client.predict(handle_file(str(a)), handle_file(str(b)), box_a, box_b, face_a, face_b,
-                         api_name="/compare")
+def compare(client, a, b, **choices) -> dict:
+    """/compare as the API page shows it: two photos, and the optional choices by name."""
+    out = client.predict(handle_file(str(a)), handle_file(str(b)), **choices, api_name="/compare")
     assert len(out) == len(COMPARE_OUTPUTS)
-    return dict(zip(COMPARE_OUTPUTS, out))
+    out = dict(zip(COMPARE_OUTPUTS, out))
+    out.update(verdict=out["details"]["verdict"], probability=out["details"]["probability"],
+               seconds=out["details"]["seconds"])
+    return out
 
 
 def test_compare_matches_the_model(client, comparer, photos):
+    # Two photos are enough: boxes and face numbers have defaults (as the API page shows).
     out = compare(client, photos["astronaut"], photos["mirror"])
     verdict, p, seconds, details = (out[k] for k in ("verdict", "probability", "seconds",
                                                      "details"))
@@ -94,20 +99,52 @@ def test_compare_matches_the_model(client, comparer, photos):
     assert Image.open(out["crop_a"]).size == expected.faces[0].crop.size
     assert Image.open(out["boxed_a"]).size == Image.open(photos["astronaut"]).size
     assert Image.open(out["boxed_b"]).size == Image.open(photos["mirror"]).size
+    # Each face's expression distribution: in the details, and its top 3 as a label.
+    for key, face in (("a", expected.faces[0]), ("b", expected.faces[1])):
+        distribution = details[f"expressions_{key}"]
+        assert list(distribution) == list(expected.expressions["ab".index(key)])
+        assert sorted(distribution) == sorted(comparer.model.config.class_names)
+        top = out[f"expressions_{key}"]
+        assert top["label"] == next(iter(distribution))
+        assert [c["label"] for c in top["confidences"]] == list(distribution)[:3]
+
+
+def test_the_named_endpoints_and_their_defaults(client):
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/compare", "/odd_one_out", "/rank", "/flag"} <= set(api)
+    required = [p["parameter_name"] for p in api["/compare"]["parameters"]
+                if not p["parameter_has_default"]]
+    assert required == ["image_a", "image_b"]
 
 
 def test_odd_one_out_matches_the_model(client, comparer, photos, tmp_path):
     other = tmp_path / "cameraman.jpg"
     from skimage import data
     Image.fromarray(data.camera()).save(other)
-    *crops, odd, sentence, pairs, details = client.predict(
+    *crops, sentence, pairs, details = client.predict(
         handle_file(str(photos["astronaut"])), handle_file(str(photos["close"])),
         handle_file(str(other)), api_name="/odd_one_out")
     expected = comparer.odd_one_out(photos["astronaut"], photos["close"], other)
-    assert odd == expected.odd and sentence == f"Image {expected.odd} is the odd one out"
+    assert details["odd"] == expected.odd
+    assert sentence == f"Image {expected.odd} is the odd one out"
+    pairs = {c["label"]: c["confidence"] for c in pairs["confidences"]}
     for key, p in expected.probabilities.items():
-        assert pairs[f"{key[0]}-{key[1]}"] == pytest.approx(p, abs=1e-3)
+        assert pairs[f"Images {key[0]} and {key[1]}"] == pytest.approx(p, abs=1e-3)
     assert len(crops) == 3 and all(Image.open(c).size == (48, 48) for c in crops)
+
+
+def test_rank_orders_photos_and_lists_the_faceless_last(client, comparer, photos, no_face_jpg):
+    candidates = [photos["close"], no_face_jpg, photos["two"], photos["mirror"]]
+    gallery, ranking = client.predict(handle_file(str(photos["astronaut"])),
+                                      [handle_file(str(p)) for p in candidates],
+                                      api_name="/rank")
+    expected = comparer.rank(photos["astronaut"], candidates)
+    assert [r["name"] for r in ranking] == [Path(r.source).name for r in expected]
+    assert [r["probability"] for r in ranking[:3]] == pytest.approx(
+        [r.probability for r in expected[:3]], abs=1e-3)
+    assert ranking[-1]["name"] == no_face_jpg.name and "no face" in ranking[-1]["error"]
+    assert ranking[-1]["rank"] is None and str(no_face_jpg.parent) not in ranking[-1]["error"]
+    assert len(gallery) == 3 and gallery[0]["caption"].startswith("1. ")
 
 
 def test_pick_the_second_face_or_a_box(client, comparer, photos):
@@ -138,8 +175,7 @@ def test_bad_inputs_are_reported_and_the_app_keeps_serving(client, photos, not_a
     with pytest.raises(AppError, match=r"Image A: face 3 was asked for but 1 face was found"):
         compare(client, photos["astronaut"], photos["astronaut"], face_a=3)
     with pytest.raises(AppError, match=r"Image B: no photo given"):
-        client.predict(handle_file(str(photos["astronaut"])), None, "", "", 1, 1,
-                       api_name="/compare")
+        client.predict(handle_file(str(photos["astronaut"])), None, api_name="/compare")
     # Too large: 132 megapixels (a small file: one grey colour) is refused before decoding.
     huge = tmp_path / "huge.png"
     Image.new("L", (12000, 11000), 128).save(huge, compress_level=1)
@@ -177,16 +213,20 @@ def test_flag_stores_the_result_and_exports_it(served, comparer, photos, tmp_pat
     url, flag_dir = served
     own = Client(url, verbose=False, analytics_enabled=False)   # a session of its own
     with pytest.raises(AppError, match="Compare two photos first"):
-        own.predict("same expression", api_name="/flag")
+        own.predict("same expression", True, api_name="/flag")
     before = len(read_flags(flag_dir))
     out = compare(own, photos["astronaut"], photos["close"])
     p, details = out["probability"], out["details"]
     with pytest.raises(AppError, match="Choose the right answer"):
-        own.predict(None, api_name="/flag")
-    status = own.predict("different expression", api_name="/flag")
+        own.predict(None, True, api_name="/flag")
+    # Without consent nothing is stored.
+    with pytest.raises(AppError, match="Nothing was stored"):
+        own.predict("different expression", False, api_name="/flag")
+    assert len(read_flags(flag_dir)) == before
+    status = own.predict("different expression", True, api_name="/flag")
     assert "Flagged" in status and "different expression" in status
     with pytest.raises(AppError, match="already flagged"):
-        own.predict("same expression", api_name="/flag")
+        own.predict("same expression", True, api_name="/flag")
     flags = read_flags(flag_dir)
     assert len(flags) == before + 1
     flag = flags[-1]
@@ -202,6 +242,29 @@ def test_flag_stores_the_result_and_exports_it(served, comparer, photos, tmp_pat
     out = tmp_path / "pairs.csv"
     assert export_flags(flag_dir, out) == len(flags)
     assert "different expression" in out.read_text()
+
+
+def test_flags_download_needs_the_token(client, served, monkeypatch, tmp_path):
+    monkeypatch.delenv("FECSIM_FLAGS_TOKEN", raising=False)
+    with pytest.raises(AppError, match="switched off"):
+        client.predict("anything", api_name="/download_flags")
+    monkeypatch.setenv("FECSIM_FLAGS_TOKEN", "s3cret-token")
+    with pytest.raises(AppError, match="Wrong token"):
+        client.predict("guess", api_name="/download_flags")
+    archive = client.predict("s3cret-token", api_name="/download_flags")
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(tmp_path)
+    # The zip holds the folders export-flags reads, complete.
+    assert [f["flag_id"] for f in read_flags(tmp_path / "flagged")] == [
+        f["flag_id"] for f in read_flags(served[1])]
+
+
+def test_flags_go_to_persistent_storage_when_a_space_has_it(monkeypatch, tmp_path):
+    from fecsim import flags
+    monkeypatch.setattr(flags, "PERSISTENT_STORAGE", tmp_path / "data")
+    assert flags.default_flag_dir() == Path("flagged")          # no /data: wiped on restart
+    (tmp_path / "data").mkdir()
+    assert flags.default_flag_dir() == tmp_path / "data" / "flagged"
 
 
 def test_queued_requests_from_several_clients_all_correct(served, comparer, photos):
@@ -221,9 +284,9 @@ def test_queued_requests_from_several_clients_all_correct(served, comparer, phot
             c = Client(served[0], verbose=False, analytics_enabled=False,
                        httpx_kwargs={"timeout": budget})
             jobs = [c.submit(handle_file(str(photos["astronaut"])),
-                             handle_file(str(photos["mirror"])), "", "", 1, 1,
-                             api_name="/compare") for _ in range(each)]
-            results.extend(job.result(timeout=budget)[5] for job in jobs)
+                             handle_file(str(photos["mirror"])), api_name="/compare")
+                    for _ in range(each)]
+            results.extend(job.result(timeout=budget)[-1]["probability"] for job in jobs)
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -285,7 +348,7 @@ def test_app_py_makes_no_request_off_this_machine(random_checkpoint, photos, tmp
         c = Client(url, verbose=False, analytics_enabled=False)
         p = compare(c, photos["astronaut"], photos["mirror"])["probability"]
         assert 0.0 <= p <= 1.0
-        c.predict("same expression", api_name="/flag")
+        c.predict("same expression", True, api_name="/flag")
         assert len(read_flags(tmp_path / "flagged")) == 1
     finally:
         proc.terminate()

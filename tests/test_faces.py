@@ -87,8 +87,12 @@ def test_channels_last_detector_finds_the_same_boxes_as_stock_mtcnn(cropper, ast
     photo = Image.fromarray(two_faces(astronaut))
     ours = cropper.detect(photo)
     stock = MTCNN(keep_all=True, min_face_size=cropper._local.mtcnn.min_face_size)
-    boxes, probs = stock.detect(photo)
-    expected = sorted((tuple(map(float, b)) for b, p in zip(boxes, probs) if p >= 0.9),
+    # Both on the same downscaled copy that detect() searches; its boxes are in the photo's pixels.
+    from fecsim.faces import DETECT_MAX_SIDE
+    scale = min(1.0, DETECT_MAX_SIDE / max(photo.size))
+    boxes, probs = stock.detect(photo.resize((round(photo.width * scale),
+                                              round(photo.height * scale)), Image.BILINEAR))
+    expected = sorted((tuple(float(v) / scale for v in b) for b, p in zip(boxes, probs) if p >= 0.9),
                       key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
     assert len(ours) == len(expected) == 2
     assert np.allclose([f[:4] for f in ours], expected, atol=0.01)

@@ -78,3 +78,24 @@ def test_detecting_threads_use_one_torch_thread_and_leave_the_callers_alone(comp
     before = torch.get_num_threads()
     inside = set(comparer.detect_pool.map(lambda _: torch.get_num_threads(), range(6)))
     assert inside == {1} and torch.get_num_threads() == before
+
+
+def test_each_face_has_its_expression_distribution(comparer, astronaut, tmp_path):
+    """The classifier's softmax over the checkpoint's own class names, most likely first."""
+    result = comparer.compare(astronaut, astronaut)
+    names = comparer.model.config.class_names
+    for distribution in result.expressions:
+        assert sorted(distribution) == sorted(names)
+        assert sum(distribution.values()) == pytest.approx(1, abs=1e-5)
+        assert list(distribution.values()) == sorted(distribution.values(), reverse=True)
+    assert result.to_dict()["expressions_a"] == pytest.approx(
+        {k: round(v, 4) for k, v in result.expressions[0].items()})
+    assert len(comparer.odd_one_out(astronaut, astronaut, astronaut).expressions) == 3
+    # A model without a classifier gives no distribution rather than failing.
+    from fecsim import checkpoint
+    from fecsim.model import ModelConfig, SiameseResNet18
+    from conftest import TINY_META
+    bare = checkpoint.save(tmp_path / "bare.safetensors",
+                           SiameseResNet18(ModelConfig()).eval(), TINY_META)
+    plain = ExpressionComparer.load(bare, device="cpu").compare(astronaut, astronaut)
+    assert plain.expressions == (None, None) and plain.to_dict()["expressions_a"] is None
