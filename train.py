@@ -24,29 +24,32 @@ exports a safetensors checkpoint with its metadata. Under torchrun every process
 share of each epoch; only rank 0 logs, evaluates and writes.
 """
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
-from torch.utils.data import (BatchSampler, DataLoader, RandomSampler, Subset, TensorDataset,
-                              WeightedRandomSampler)
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, WeightedRandomSampler
 from torch.utils.data.distributed import DistributedSampler
 
-from fecsim import checkpoint, evaluate
-from fecsim.augment import augment_batch
-from fecsim.data import (PairsCSV, class_balance_weights, eval_transform, expression_split,
-                         folder_tensor, is_vote_folder, train_transform, VoteFolder)
+from fecsim import checkpoint
+from fecsim.data import class_balance_weights, train_transform
 from fecsim.distill import Teacher
 from fecsim.errors import FecsimError
-from fecsim.int8 import export as export_int8, path_for as int8_path_for
+from fecsim.export import export_run
+from fecsim.fec.source import FecTriplets
+from fecsim.int8 import path_for as int8_path_for
 from fecsim.model import ModelConfig, SiameseResNet18, load_parent_weights
-from fecsim.training import batch_loss, cleanup_distributed, fit, setup_distributed
+from fecsim.sources import ExtraPairs, Folders
+from fecsim.training import cleanup_distributed, fit, setup_distributed
+from fecsim.view import View
 
 # data
 data = "../shared/datasets/fer2013"   # <data>/{train,val,test}/: one folder per label (FER2013),
                                       # or images beside labels.csv of rater votes (FER+)
-data_source = ""                      # provenance for the metadata; "" = KNOWN_SOURCES[folder name]
+data_source = ""                      # provenance for the metadata; "" = sources.KNOWN_SOURCES[name]
 extra_pairs = ""                      # CSV of labelled pairs of face crops (a,b,same)
 extra_batch_size = 16
 balance = 0.0                         # class sampling: 0 = as the data comes, 1 = every class
@@ -129,14 +132,6 @@ eval_seed = 0
 score_test = True                     # score the test split at export (read a test split once per
                                       # model you ship: off while choosing)
 
-KNOWN_SOURCES = {
-    "fer2013": ("FER2013 (Goodfellow et al., ICML 2013 challenges in representation learning; "
-                "Kaggle), official train/PublicTest/PrivateTest split, research use"),
-    "ferplus": ("FER+ (Barsoum et al., ICMI 2016, arXiv 1608.01041): FER2013's faces, 10 crowd "
-                "votes each over 8 expressions; labels MIT (Microsoft), images FER2013's (research "
-                "use); FER2013's official split"),
-}
-
 PRESETS = {
     # Frozen ImageNet ResNet18, concatenated 512+512 -> 256 -> 1, BCE, Adam 1e-3, batch 32,
     # 20 epochs, StepLR(step 1, gamma 0.1), RandomResizedCrop + flip, 224 px, 95/5 split.
@@ -190,217 +185,122 @@ if outside and not overwrite:
 config = {k: globals()[k] for k in settings}
 command = "python train.py " + " ".join(shlex.quote(a) for a in args)
 
-torch.manual_seed(seed)
-ddp = setup_distributed(device or None)   # one plain process unless started by torchrun
-dev, is_main = ddp.device, ddp.is_main
-log = print if is_main else (lambda *a, **k: None)
-if dev.type == "cuda":
-    torch.backends.cudnn.benchmark = True   # fixed input size: let cuDNN pick its fastest kernels
-if vote_targets not in ("graded", "majority"):
-    sys.exit(f"vote_targets={vote_targets!r}: 'graded' or 'majority'")
-if (domain_augment or vote_targets != "graded") and augment != "device":
-    sys.exit("domain_augment and vote_targets=majority need augment=device")
-if augment not in ("pil", "device") or (augment == "device" and (fec_train or thesis_augment)):
-    sys.exit(f"augment={augment!r}: 'pil', or 'device' for labelled folders without the thesis's "
-             "augmentation")
-view = {"input_size": image_size, "grey": grey, "flip_average": flip_average, "zoom": zoom}  # meta's
-if fec_train:
-    from fecsim.fec.evaluate import format_report
-    from fecsim.fec.loss import triplet_and_pair_loss
-    from fecsim.fec.training import FecRun
-    try:
-        fec = FecRun(fec_train, fec_images, fec_mode, fec_min_agreement, val_fraction, seed, log)
-    except FecsimError as exc:
-        sys.exit(str(exc))
-    train_images = fec.dataset(train_transform(image_size, grey, thesis_augment))
-    class_names, val_labels = [], fec.val
-else:
-    root = Path(data)
-    if augment == "device":   # decoded once; batches are augmented on the device (batches below)
-        decoded, targets, class_names = folder_tensor(root / "train", image_size, grey, workers)
-        if targets.dim() == 2 and vote_targets == "majority":
-            targets = targets.argmax(1)
-        train_set = TensorDataset(decoded, targets)
-        # the majority label of a vote distribution
-        train_targets = (targets.argmax(1) if targets.dim() == 2 else targets).tolist()
-    else:
-        train_set = expression_split(root / "train", train_transform(image_size, grey, thesis_augment))
-        class_names, train_targets = train_set.classes, train_set.targets
-    if val_fraction > 0:
-        order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed)).tolist()
-        n_val = int(len(order) * val_fraction)
-        val_folder = None
-        val_images = Subset(expression_split(root / "train", eval_transform(image_size, grey)), order[:n_val])
-        val_labels = [train_targets[i] for i in order[:n_val]]
-        train_images = Subset(train_set, order[n_val:])
-    else:
-        val_folder = expression_split(root / "val", eval_transform(image_size, grey))
-        val_images, val_labels = val_folder, val_folder.targets
-        if min_agreement:
-            keep = evaluate.clear_majority(val_folder, min_agreement)
-            val_images, val_labels = Subset(val_folder, keep), [val_labels[i] for i in keep]
-        train_images = train_set
 
-model = SiameseResNet18(ModelConfig(head=head, embed_dim=embed_dim, pair_hidden=pair_hidden,
-                                    num_classes=len(class_names) if class_loss_weight > 0 else 0,
-                                    class_names=class_names),
-                        imagenet=imagenet, freeze_trunk=freeze_trunk).to(dev)
-if dev.type == "cuda":
-    model.to(memory_format=torch.channels_last)   # about twice the training rate on tensor cores
-parents = []
-if init_from:
-    paths = init_from.split(",")
+def main():
+    torch.manual_seed(seed)
+    ddp = setup_distributed(device or None)   # one plain process unless started by torchrun
+    dev, is_main = ddp.device, ddp.is_main
+    log = print if is_main else (lambda *a, **k: None)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True   # fixed input size: cuDNN picks its fastest kernels
+    check_settings()
+    view = View(input_size=image_size, grey=grey, flip_average=flip_average, zoom=zoom)
+    s = SimpleNamespace(**{k: globals()[k] for k in settings})
     try:
-        parent_model, parent_metas = checkpoint.load_average(paths, "cpu")
-    except FecsimError as exc:
+        teacher_model = Teacher(teacher, dev, teacher_weight, teacher_temperature) if teacher else None
+    except ValueError as exc:   # a bad weight, or a teacher without a classifier
         sys.exit(str(exc))
+    source = FecTriplets.from_settings(s, log) if fec_train else Folders(s, teacher_model)
+    extra = (ExtraPairs(extra_pairs, train_transform(image_size, grey, thesis_augment),
+                        extra_batch_size) if extra_pairs else None)
+
+    model = SiameseResNet18(ModelConfig(
+        head=head, embed_dim=embed_dim, pair_hidden=pair_hidden,
+        num_classes=len(source.class_names) if class_loss_weight > 0 else 0,
+        class_names=list(source.class_names)), imagenet=imagenet, freeze_trunk=freeze_trunk).to(dev)
+    if dev.type == "cuda":
+        model.to(memory_format=torch.channels_last)   # faster convolutions on tensor cores
+    parents = start_from(model, log) if init_from else []
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = (torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if optimizer == "adamw"
+           else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay))
+    loader, sampler = make_loader(source.train_set, source, ddp, dev)
+    sched = make_schedule(opt, len(loader))
+
+    def batches(epoch):
+        torch.manual_seed(seed + epoch + 1000 * ddp.rank)   # augmentations differ between processes
+        if isinstance(sampler, DistributedSampler):
+            sampler.set_epoch(epoch)                         # a fresh shuffle, split alike by all
+        if extra:
+            extra.restart()
+        for item in loader:
+            batch = source.batch(item, dev)
+            yield extra.add_to(batch) if extra else batch
+
+    log(f"device {dev} x {ddp.world_size} processes; {len(source.train_set)} training "
+        f"{'items' if fec_train else 'images'}, {len(source.val_labels)} validation; {command}")
+    history = fit(model, opt, sched, batches, epochs, out_dir, dev, loss_fn=source.loss,
+                  evaluate=lambda m: source.validate(m, view, dev), is_main=is_main, log=log)
+    if is_main:
+        training = {"command": command, "settings": config, "history": history,
+                    "processes": ddp.world_size, "init_from": parents,
+                    **({"teacher": {"path": teacher, "sha256": teacher_model.sha256}}
+                       if teacher else {})}
+        meta = export_run(model, source, view, export, dev, training, int8=int8)
+        (Path(out_dir) / "metrics.json").write_text(json.dumps(meta.metrics, indent=2))
+        print(f"exported {export} ({Path(export).stat().st_size / 1e6:.1f} MB)")
+        print(source.report(meta.metrics))
+    cleanup_distributed()
+
+
+def check_settings():
+    """Combinations that cannot work, refused before any data is read."""
+    if vote_targets not in ("graded", "majority"):
+        sys.exit(f"vote_targets={vote_targets!r}: 'graded' or 'majority'")
+    if (domain_augment or vote_targets != "graded") and augment != "device":
+        sys.exit("domain_augment and vote_targets=majority need augment=device")
+    if augment not in ("pil", "device") or (augment == "device" and (fec_train or thesis_augment)):
+        sys.exit(f"augment={augment!r}: 'pil', or 'device' for labelled folders without the "
+                 "thesis's augmentation")
+    if teacher and fec_train:
+        sys.exit("teacher: distillation is for labelled folders")
+    if extra_pairs and fec_train and fec_mode != "triplet":
+        sys.exit("extra_pairs mixes into labelled-folder or fec_mode=triplet batches only")
+    if balance and (int(os.environ.get("WORLD_SIZE", "1")) > 1 or fec_train or val_fraction):
+        sys.exit("balance: for labelled folders with their own val/, in one process")
+
+
+def start_from(model, log) -> list[dict]:
+    """Load init_from's weights (several: their mean) into model; their provenance."""
+    paths = init_from.split(",")
+    parent_model, parent_metas = checkpoint.load_average(paths, "cpu")
     try:
         fresh = load_parent_weights(model, parent_model)
     except RuntimeError as exc:
         sys.exit(f"{init_from} does not fit this run's model settings (head, embed_dim, "
                  f"pair_hidden, classes): {exc}")
-    parents = [{"path": p, "sha256": checkpoint.sha256(p), "training": m.get("training")}
-               for p, m in zip(paths, parent_metas)]
     if fresh:
         log(f"classes the parent did not know start fresh: {', '.join(fresh)}")
-teacher_model = None
-if teacher:
-    if fec_train:
-        sys.exit("teacher: distillation is for labelled folders")
-    try:
-        teacher_model = Teacher(teacher, dev, teacher_weight, teacher_temperature)
-    except (FecsimError, ValueError) as exc:
-        sys.exit(str(exc))
-params = [p for p in model.parameters() if p.requires_grad]
-opt = (torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if optimizer == "adamw"
-       else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay))
-# Under torchrun each process reads its own share of every epoch.
-sampler = DistributedSampler(train_images, seed=seed) if ddp.world_size > 1 else None
-if balance:
-    if sampler is not None or fec_train or val_fraction:
-        sys.exit("balance: for labelled folders with their own val/, in one process")
-    sampler = WeightedRandomSampler(class_balance_weights(train_targets, balance), len(train_images))
-if augment == "device":   # whole batches indexed straight out of the decoded tensor
-    loader = DataLoader(train_images, batch_size=None, sampler=BatchSampler(
-        sampler or RandomSampler(train_images), batch_size, drop_last=True))
-else:
-    loader = DataLoader(train_images, batch_size=batch_size, shuffle=sampler is None,
-                        sampler=sampler, drop_last=True, num_workers=workers,
-                        persistent_workers=workers > 0, pin_memory=dev.type == "cuda")
-extra = None
-if extra_pairs:
-    if fec_train and fec_mode != "triplet":
-        sys.exit("extra_pairs mixes into labelled-folder or fec_mode=triplet batches only")
-    extra = DataLoader(PairsCSV(extra_pairs, train_transform(image_size, grey, thesis_augment)),
-                       batch_size=extra_batch_size, shuffle=True, num_workers=0)
-if epochs == 0:   # nothing to train: calibrate, score and export the starting weights
-    sched = None
-elif schedule == "onecycle":
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, epochs=epochs,
-                                                steps_per_epoch=len(loader))
-else:
+    return [{"path": p, "sha256": checkpoint.sha256(p), "training": m.training}
+            for p, m in zip(paths, parent_metas)]
+
+
+def make_loader(train_set, source, ddp, dev):
+    # Under torchrun each process reads its own share of every epoch.
+    sampler = DistributedSampler(train_set, seed=seed) if ddp.world_size > 1 else None
+    if balance:
+        sampler = WeightedRandomSampler(class_balance_weights(source.train_targets, balance),
+                                        len(train_set))
+    if source.device_batches:   # whole batches indexed straight out of the decoded tensor
+        return DataLoader(train_set, batch_size=None, sampler=BatchSampler(
+            sampler or RandomSampler(train_set), batch_size, drop_last=True)), sampler
+    return DataLoader(train_set, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
+                      drop_last=True, num_workers=workers, persistent_workers=workers > 0,
+                      pin_memory=dev.type == "cuda"), sampler
+
+
+def make_schedule(opt, steps_per_epoch: int):
+    if epochs == 0:   # nothing to train: calibrate, score and export the starting weights
+        return None
+    if schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, epochs=epochs,
+                                                   steps_per_epoch=steps_per_epoch)
     # StepLR stepped once per epoch, as in the thesis (the loop steps every batch).
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: step_gamma ** (step // len(loader)))
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: step_gamma ** (step // steps_per_epoch))
 
 
-def batches(epoch):
-    torch.manual_seed(seed + epoch + 1000 * ddp.rank)   # augmentations differ between processes
-    if isinstance(sampler, DistributedSampler):
-        sampler.set_epoch(epoch)                         # a fresh shuffle, split the same way by all
-    extra_iter = iter(extra) if extra else None
-    for item in loader:
-        if fec_train:
-            batch = item
-        elif augment == "device":
-            batch = {"images": augment_batch(item[0].to(dev, non_blocking=True), image_size,
-                                                domain=domain_augment),
-                     "labels": item[1]}
-        else:
-            batch = {"images": item[0], "labels": item[1]}
-        if extra_iter is not None:
-            try:
-                a, b, same = next(extra_iter)
-            except StopIteration:
-                extra_iter = iter(extra)
-                a, b, same = next(extra_iter)
-            batch.update(a=a, b=b, same=same)
-        yield batch
-
-
-def validate(m):
-    if fec_train:
-        return fec.validate(m, view, dev, workers)
-    z, labels = evaluate.split_features(m, val_images, dev, view, workers=workers)
-    labels = torch.as_tensor(val_labels).numpy()
-    cal = evaluate.calibrate(m, z, labels, val_pairs, eval_seed, dev)
-    res = {"val_auc": evaluate.score(m, z, labels, cal, val_pairs, 0, eval_seed + 1, dev)["pair_auc"]}
-    if m.classifier is not None:
-        res["val_class_acc"] = round(float((m.classify(z.to(dev)).argmax(1).cpu().numpy() == labels).mean()), 4)
-    return res
-
-
-def loss_fn(m, batch):
-    if fec_train and fec_mode == "triplet":
-        loss, parts = triplet_and_pair_loss(m, batch, fec_pair_weight)
-        if "a" in batch:   # extra labelled pairs
-            extra_loss, extra_parts = batch_loss(m, {k: batch[k] for k in ("a", "b", "same")})
-            loss, parts = loss + extra_loss, {**parts, **extra_parts}
-        return loss, parts
-    return batch_loss(m, batch, class_loss_weight, label_smoothing, teacher_model)
-
-
-log(f"device {dev} x {ddp.world_size} processes; {len(train_images)} training "
-    f"{'items' if fec_train else 'images'}, {len(val_labels)} validation; {command}")
-history = fit(model, opt, sched, batches, epochs, out_dir, dev, loss_fn=loss_fn, evaluate=validate,
-              is_main=is_main, log=log)
-if not is_main:
-    cleanup_distributed()
-    sys.exit(0)
-
-model.eval()
-training = {"command": command, "settings": config, "history": history,
-            "processes": ddp.world_size, "init_from": parents,
-            **({"teacher": {"path": teacher, "sha256": teacher_model.sha256}} if teacher else {})}
-if fec_train:
-    meta = {**view, **fec.finish(model, view, dev, fec_test, workers), "training": training}
-    if "fec_test" in meta["metrics"]:
-        print(format_report(meta["metrics"]["fec_test"]))
-else:
-    # Calibrate on validation pairs, score the test split: with the int8 encoder where there is one.
-    encoder = model
-    if int8:
-        faces = expression_split(root / "train", eval_transform(image_size, grey))
-        pick = torch.randperm(len(faces), generator=torch.Generator().manual_seed(seed))[:512]
-        faces = torch.stack([faces[i][0] for i in pick.tolist()])
-        encoder = export_int8(model, evaluate.model_inputs(faces, view), int8_path_for(export))
-    # Vote-labelled: on every validation face (the app meets unclear faces too), to rater agreement.
-    votes = getattr(val_folder, "votes", None)
-    cal_images, cal_labels = (val_folder, val_folder.targets) if votes is not None else (val_images, val_labels)
-    z, _ = evaluate.split_features(encoder, cal_images, dev, view, workers=workers)
-    calibration = evaluate.calibrate(model, z, torch.as_tensor(cal_labels).numpy(), val_pairs,
-                                     eval_seed, dev, None if votes is None else votes.numpy())
-    meta = {
-        **view, "face": {"margin": face_margin, "square": True, "source_size": 48 if grey else None},
-        "calibration": calibration, "training": training,
-        **({"int8": {"file": encoder.path.name, "sha256": encoder.sha256,
-                     "calibration_faces": len(faces)}} if int8 else {}),
-        "data": {"name": root.name, "source": data_source or KNOWN_SOURCES.get(root.name, ""),
-                 "path": str(root), "classes": class_names,
-                 "images": {"train": len(train_images), "validation": len(val_labels)}},
-    }
-    if is_vote_folder(root / "train"):   # faces most raters could not read, left out
-        meta["data"]["dropped_unreadable"] = {split: VoteFolder(root / split).dropped
-                                              for split in ("train", "val", "test")
-                                              if (root / split).is_dir()}
-        meta["data"]["validation_min_agreement"] = min_agreement
-    if score_test and (root / "test").is_dir():
-        meta["metrics"] = {"test": evaluate.evaluate_folder(model, meta, root / "test", test_pairs,
-                                                            test_triplets, eval_seed, dev, encoder)}
-path = checkpoint.save(export, model, meta)
-(Path(out_dir) / "metrics.json").write_text(json.dumps(meta.get("metrics", {}), indent=2))
-print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
-if not fec_train:
-    print(json.dumps({k: v for k, v in meta.get("metrics", {}).get("test", {}).items()
-                      if k != "reliability"}, indent=2))
-cleanup_distributed()
+if __name__ == "__main__":
+    try:
+        main()
+    except FecsimError as exc:   # bad input: one line, no traceback
+        sys.exit(str(exc))

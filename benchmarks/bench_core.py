@@ -34,7 +34,7 @@ def main():
     a = Image.fromarray(data.astronaut()).resize((640, 640))
     b = a.transpose(Image.FLIP_LEFT_RIGHT).rotate(5)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {comparer.device}, "
-          f"input {comparer.meta['input_size']} px, flip_average {comparer.meta.get('flip_average')}, "
+          f"input {comparer.view.input_size} px, flip_average {comparer.view.flip_average}, "
           f"encoder {type(comparer.encoder).__name__}")
 
     for _ in range(3):
@@ -68,7 +68,7 @@ def main():
 
     model = comparer.model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    size = comparer.meta["input_size"]
+    size = comparer.view.input_size
     batch = {"images": torch.rand(128, 3, size, size), "labels": torch.randint(0, 7, (128,))}
     steps = []
     for i in range(4):

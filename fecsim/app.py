@@ -31,6 +31,7 @@ from . import checkpoint
 from .errors import BoxError, FecsimError
 from . import views
 from .faces import parse_box, parse_face_number
+from .files import write_atomic
 from .flags import ANSWERS, PERSISTENT_STORAGE, PairFlagLogger, default_flag_dir, zip_flags
 from .inference import ExpressionComparer
 from .live import score_frame
@@ -108,7 +109,7 @@ def choose_box(path: str, box_text, face_number, label: str):
         return None, None
     found = _comparer.face(path).found
     if n > len(found):
-        raise BoxError(f"{label}: face {n} was asked for but {len(found)} face"
+        raise BoxError(source=label, reason=f"face {n} was asked for but {len(found)} face"
                        f"{'s were' if len(found) != 1 else ' was'} found")
     return found[n - 1], found
 
@@ -142,9 +143,7 @@ def saved(image: Image.Image, format: str = "png") -> str:
         os.utime(path)   # in use again: not to be swept as old
     else:
         OUTPUTS.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        write_atomic(path, data)
     _remove_old_results()
     return str(path)
 
@@ -165,12 +164,9 @@ def _remove_old_results():
 
 
 def _user_error(exc: FecsimError, paths: dict) -> gr.Error:
-    """fecsim names the file; say which of the page's images that was, without server paths."""
-    message = str(exc)
-    for label, path in paths.items():
-        if path and message.startswith(path):
-            return _page_error(f"{label}: {message[len(path):].lstrip(': ')}")
-    return _page_error(message)
+    """Which of the page's images the error is about, by its label: no server paths."""
+    label = next((label for label, path in paths.items() if path and exc.source == path), None)
+    return _page_error(f"{label}: {exc.reason}" if label else str(exc))
 
 
 def _page_error(message: str) -> gr.Error:
@@ -295,7 +291,7 @@ def rank(reference, photos, request: gr.Request = None):
         name = names[r.source]
         table.append({"rank": i if r.probability is not None else None, "name": name,
                       "probability": None if r.probability is None else round(r.probability, 4),
-                      "error": None if r.error is None else r.error.replace(r.source, name)})
+                      "error": r.error})
         if r.face is not None:
             gallery.append((saved(r.face.crop), f"{i}. {name}: {r.probability:.0%}"))
     return gallery, table
@@ -371,7 +367,7 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
     _comparer = comparer or ExpressionComparer.load(checkpoint_path or checkpoint.SHIPPED,
                                                     device="cpu")
     _flag_dir = Path(flag_dir) if flag_dir is not None else default_flag_dir()
-    logger = PairFlagLogger()
+    logger = PairFlagLogger(_flag_dir)
 
     with gr.Blocks(title="fecsim: same facial expression?",
                    delete_cache=(RESULT_MAX_AGE // 6, RESULT_MAX_AGE)) as demo:
@@ -499,7 +495,6 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
                     "Probabilities are calibrated on held-out pairs; a verdict is the "
                     "probability against the checkpoint's threshold.")
 
-        logger.setup([image_a, image_b, crop_a, crop_b, details], _flag_dir)
 
         def flag(state, answer, agreed):
             """Store the last result as wrong, with the user's answer, for relabelling. Stores

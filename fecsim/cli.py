@@ -19,13 +19,16 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import flags
 from .errors import FecsimError
 from .faces import parse_box
+from .files import atomic_path
 from .inference import ExpressionComparer
-from .metrics import odd_from_pair_probabilities
+from .view import odd_one_out
 
 PAIR_IMAGES, TRIPLET_IMAGES = ("a", "b"), ("a", "b", "c")
 
@@ -38,7 +41,7 @@ def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, colum
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
-        raise FecsimError(f"{in_path}: line {line} is not UTF-8 text; save the CSV as UTF-8") from None
+        raise FecsimError(source=str(in_path), reason=f"line {line} is not UTF-8 text; save the CSV as UTF-8") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     fields = list(reader.fieldnames or [])
     rows, shape_errors = [], []
@@ -50,7 +53,7 @@ def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, colum
         rows.append({k: v or "" for k, v in row.items()})
     missing = [c for c in columns if c not in fields]
     if missing:
-        raise FecsimError(f"{in_path}: missing column(s) {', '.join(missing)}; found {fields}")
+        raise FecsimError(source=str(in_path), reason=f"missing column(s) {', '.join(missing)}; found {fields}")
 
     def key(row, col):
         path = Path(row[col])
@@ -82,15 +85,14 @@ def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, colum
         else:
             za, zb, zc = zs
             p12, p13, p23 = (comparer.pair_probabilities(x, y) for x, y in ((za, zb), (za, zc), (zb, zc)))
-            odd = odd_from_pair_probabilities(p12, p13, p23)
+            odd = odd_one_out(np.stack([p12, p13, p23], 1))
             results = [{"odd": int(o), "p12": f"{a:.4f}", "p13": f"{b:.4f}", "p23": f"{c:.4f}"}
                        for o, a, b, c in zip(odd, p12, p13, p23)]
     results = iter(results)
 
     out_fields = fields + (["probability", "same"] if len(columns) == 2 else ["odd", "p12", "p13", "p23"]) + ["error"]
     failed = 0
-    tmp = out_path.with_suffix(out_path.suffix + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(out_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=out_fields)
         writer.writeheader()
         for row, row_keys, bad in zip(rows, keys, shape_errors):
@@ -102,7 +104,6 @@ def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, colum
             else:
                 out.update(next(results))
             writer.writerow(out)
-    tmp.replace(out_path)
     return len(rows), failed
 
 
@@ -151,13 +152,12 @@ def main(argv=None) -> int:
     p.add_argument("--pairs", type=int, default=1000)
     p.add_argument("--triplets", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
-    sub.add_parser("export-flags", add_help=False, help="the app's flags -> a pairs CSV for train.py")
+    flags.add_arguments(sub.add_parser("export-flags", description=flags.DESCRIPTION,
+                                       help="the app's flags -> a pairs CSV for train.py"))
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["export-flags"]:
-        from .flags import main as export_flags
-        return export_flags(argv[1:])
     args = parser.parse_args(argv)
+    if args.command == "export-flags":   # needs no model
+        return flags.run(args)
     try:
         comparer = ExpressionComparer.load(args.checkpoint, args.device,
                                            int8=False if args.float else None)
@@ -168,9 +168,9 @@ def main(argv=None) -> int:
         if args.command == "evaluate-folder":
             from .evaluate import evaluate_folder
             with torch.no_grad():
-                result = evaluate_folder(comparer.model, comparer.meta, args.root, args.pairs,
-                                         args.triplets, args.seed, comparer.device,
-                                         encoder=comparer.encoder)
+                result = evaluate_folder(comparer.model, comparer.view, comparer.calibration,
+                                         args.root, args.pairs, args.triplets, args.seed,
+                                         comparer.device, encoder=comparer.encoder)
             print(json.dumps(dict(result, checkpoint=str(comparer.path),
                                   encoder=type(comparer.encoder).__name__), indent=2))
             return 0

@@ -9,11 +9,13 @@ On the CPU the teacher's int8 encoder computes its features when it has one.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 
 from . import checkpoint
-from .evaluate import features
+from .view import features
 from .int8 import Int8Encoder
 
 
@@ -37,7 +39,7 @@ class Teacher:
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """The teacher's z for a training batch: its flip averaging, but not its zoom, which
         corrects whole faces, not the random crops training shows."""
-        view = {"flip_average": self.meta.get("flip_average", False)}
+        view = replace(self.meta.view, zoom=1.0)
         return features(self.encoder, images.float().contiguous(), view).to(images.device)
 
     @torch.no_grad()

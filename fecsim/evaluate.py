@@ -1,76 +1,49 @@
-"""Scoring a model on a labelled split: balanced pairs and triplets drawn from a fixed seed."""
+"""Scoring a model: features of a dataset, pair logits, the calibration fit, and the figures of a
+labelled or vote-labelled split (balanced pairs and triplets drawn from a fixed seed). FEC's
+triplet files are scored in fec/evaluate.py with the same pieces."""
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from . import metrics
 from .data import VoteFolder, eval_transform, expression_split, sample_pairs, sample_triplets
+from .view import View, calibrated, features, odd_one_out, pair_logits, triplet_logits
 
 
 @torch.no_grad()
-def split_features(encoder, dataset, device, view: dict, batch_size: int = 256, workers: int = 0):
-    """z for every image of a dataset, in order, with the labels. encoder: the model, or anything
-    else with its features() (an int8.Int8Encoder); view: as features() takes it."""
+def dataset_features(encoder, dataset, view: View, device, batch_size: int = 256,
+                     workers: int = 0) -> torch.Tensor:
+    """z of every face of a dataset, in order; its items are images or (image, label).
+    encoder: the model, or its int8 copy."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
-    feats, labels = [], []
-    for images, y in loader:
-        feats.append(features(encoder, images.to(device), view).cpu())
-        labels.append(y)
-    return torch.cat(feats), torch.cat(labels).numpy()
+    out = [features(encoder, (batch[0] if isinstance(batch, (list, tuple)) else batch).to(device),
+                    view).float().cpu() for batch in loader]
+    return torch.cat(out) if out else torch.zeros(0, 1)
 
 
-def model_inputs(images: torch.Tensor, view: dict) -> torch.Tensor:
-    """What the encoder sees of a batch of faces, given a view (a checkpoint's meta will do):
-    - zoom < 1: the central share of each face, scaled back up. Training's random resized crops
-      showed faces larger than whole ones look, so a slightly closer view matches what the
-      network learnt from (Touvron et al., 2019, "FixRes");
-    - flip_average: the mirror images too, after the faces, to be averaged with them."""
-    zoom, size = view.get("zoom", 1.0), images.shape[-1]
-    if zoom < 1:
-        side = round(size * zoom)
-        start = (size - side) // 2
-        images = F.interpolate(images[..., start:start + side, start:start + side], size=size,
-                               mode="bilinear", align_corners=False)
-    return torch.cat([images, images.flip(-1)]) if view.get("flip_average", False) else images
-
-
-def features(encoder, images: torch.Tensor, view: dict) -> torch.Tensor:
-    """z for a batch of faces. With flip_average, averaged with the mirrored face's: expressions
-    are left-right symmetric, and the answer no longer depends on whether a camera mirrors."""
-    z = encoder.features(model_inputs(images, view))   # the mirror images in the same pass
-    if view.get("flip_average", False):
-        z = (z[: len(images)] + z[len(images):]) / 2
-    return z
-
-
-@torch.no_grad()
-def pair_logits(model, z: torch.Tensor, index_a, index_b, device) -> np.ndarray:
-    za, zb = z[torch.as_tensor(index_a)].to(device), z[torch.as_tensor(index_b)].to(device)
-    return model.pair_logits(za, zb).float().cpu().numpy()
-
-
-def calibrated(logits, calibration: dict) -> np.ndarray:
-    return 1 / (1 + np.exp(-(calibration["scale"] * np.asarray(logits) + calibration["bias"])))
-
-
-def calibrate(model, z, labels, n_pairs: int, seed: int, device, votes=None) -> dict:
-    """Platt scaling on balanced pairs, and the verdict threshold that is most accurate on them.
-    votes (N x C vote distributions): fit the probability to the chance that one rater of each
-    face names the same expression, rather than to whether the majority labels agree."""
-    pairs = sample_pairs(labels, n_pairs, seed)
-    logits = pair_logits(model, z, pairs[:, 0], pairs[:, 1], device)
-    target = pairs[:, 2] if votes is None else metrics.agreement(votes[pairs[:, 0]], votes[pairs[:, 1]])
+def fit_calibration(logits, target, same, /, **about) -> dict:
+    """Platt scaling of pair logits to target (0/1, or graded agreement), and the verdict
+    threshold that is most accurate on the same/different answers `same`; about: provenance."""
     scale, bias = metrics.fit_platt(logits, target)
     calibration = {"scale": scale, "bias": bias}
     probabilities = calibrated(logits, calibration)
-    threshold, acc = metrics.best_threshold(probabilities, pairs[:, 2])
+    threshold, acc = metrics.best_threshold(probabilities, same)
     ece, _ = metrics.reliability(probabilities, target)
-    return dict(calibration, threshold=threshold, fitted_on_pairs=n_pairs, seed=seed,
-                target="rater agreement" if votes is not None else "same label",
+    return dict(calibration, threshold=threshold, fitted_on_pairs=int(len(logits)), **about,
                 fit_accuracy=round(acc, 4), fit_ece=round(ece, 4))
+
+
+def calibrate(model, z, labels, n_pairs: int, seed: int, device, votes=None) -> dict:
+    """Calibration on balanced pairs of a labelled split. votes (N x C vote distributions): fit
+    the probability to the chance that one rater of each face names the same expression,
+    rather than to whether the majority labels agree."""
+    pairs = sample_pairs(labels, n_pairs, seed)
+    logits = pair_logits(model, z, pairs[:, 0], pairs[:, 1], device)
+    target = pairs[:, 2] if votes is None else metrics.agreement(votes[pairs[:, 0]], votes[pairs[:, 1]])
+    return fit_calibration(logits, target, pairs[:, 2], seed=seed,
+                           target="rater agreement" if votes is not None else "same label")
 
 
 def score(model, z, labels, calibration: dict, n_pairs: int, n_triplets: int, seed: int,
@@ -95,11 +68,7 @@ def score(model, z, labels, calibration: dict, n_pairs: int, n_triplets: int, se
         result["pair_accuracy_interval"] = _rounded(metrics.bootstrap_interval(
             lambda p_, y_: metrics.accuracy(p_, y_, threshold), p, same))
     if n_triplets:
-        t = sample_triplets(labels, n_triplets, seed)
-        p12 = pair_logits(model, z, t[:, 0], t[:, 1], device)
-        p13 = pair_logits(model, z, t[:, 0], t[:, 2], device)
-        p23 = pair_logits(model, z, t[:, 1], t[:, 2], device)
-        right = metrics.odd_from_pair_probabilities(p12, p13, p23) == t[:, 3]
+        right = triplet_accuracy(model, z, sample_triplets(labels, n_triplets, seed), device)
         result.update(triplets=n_triplets, triplet_accuracy=round(float(right.mean()), 4))
         if intervals:
             result["triplet_accuracy_interval"] = _rounded(metrics.bootstrap_interval(np.mean, right))
@@ -139,27 +108,24 @@ def graded_triplets(votes: np.ndarray, n: int, seed: int, margin: float = 0.3) -
 
 def triplet_accuracy(model, z, triplets: np.ndarray, device) -> np.ndarray:
     """Whether the model names each triplet's odd face (rows i, j, k, odd)."""
-    p12 = pair_logits(model, z, triplets[:, 0], triplets[:, 1], device)
-    p13 = pair_logits(model, z, triplets[:, 0], triplets[:, 2], device)
-    p23 = pair_logits(model, z, triplets[:, 1], triplets[:, 2], device)
-    return metrics.odd_from_pair_probabilities(p12, p13, p23) == triplets[:, 3]
+    return odd_one_out(triplet_logits(model, z, triplets, device)) == triplets[:, 3]
 
 
 # FER+'s clear-majority faces: at least 6 of 10 votes, over expressions with 40 such faces or more.
 CLEAR_VOTES, CLEAR_MIN_FACES = 6, 40
 
 
-def evaluate_folder(model, meta: dict, root, n_pairs=1000, n_triplets=1000, seed=0, device="cpu",
-                    encoder=None, clear_min_faces=CLEAR_MIN_FACES):
+def evaluate_folder(model, view: View, calibration: dict, root, n_pairs=1000, n_triplets=1000,
+                    seed=0, device="cpu", encoder=None, clear_min_faces=CLEAR_MIN_FACES):
     """The model card's numbers for one split (e.g. fer2013/test or ferplus/test); encoder: what
-    computes the features, when not the model itself (its int8 copy).
+    computes the features, when not the model itself (its int8 copy), with its calibration.
 
     A vote-labelled split (FER+) is scored four ways: its clear-majority faces, all faces by
     majority label, graded triplets (the odd face by the votes), and the probability against rater
     agreement (is P(same) = 0.7 right 70 % of the time, as one rater per face would answer?)."""
-    dataset = expression_split(root, eval_transform(meta["input_size"], meta.get("grey", True)))
-    z, _ = split_features(encoder or model, dataset, device, meta)
-    labels, cal = np.asarray(dataset.targets), meta["calibration"]
+    dataset = expression_split(root, eval_transform(view.input_size, view.grey))
+    z = dataset_features(encoder or model, dataset, view, device)
+    labels, cal = np.asarray(dataset.targets), calibration
     if not isinstance(dataset, VoteFolder):
         return score(model, z, labels, cal, n_pairs, n_triplets, seed, device, intervals=True)
     clear = clear_majority(dataset, CLEAR_VOTES, clear_min_faces)

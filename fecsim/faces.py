@@ -17,6 +17,7 @@ from PIL import Image
 
 from .errors import BoxError, NoFaceError
 from .images import describe, load_image
+from .view import View
 
 DETECT_MAX_SIDE = 400    # MTCNN runs on a copy at most this large (its cost grows with pixels;
                          # the smallest face it looks for is still 32 px there); the crop is
@@ -58,7 +59,7 @@ def parse_box(text, name: str = "image"):
     except ValueError:
         box = ()
     if len(box) != 4:
-        raise BoxError(f"{name}: a box is four numbers x0, y0, x1, y1 in pixels (got {text!r})")
+        raise BoxError(source=name, reason=f"a box is four numbers x0, y0, x1, y1 in pixels (got {text!r})")
     return box
 
 
@@ -70,7 +71,7 @@ def parse_face_number(value, name: str = "image") -> int:
     except (TypeError, ValueError):
         number = math.nan
     if not (math.isfinite(number) and number >= 1 and number.is_integer()):
-        raise BoxError(f"{name}: the face number must be a whole number >= 1 (got {value!r})")
+        raise BoxError(source=name, reason=f"the face number must be a whole number >= 1 (got {value!r})")
     return int(number)
 
 
@@ -79,34 +80,37 @@ def check_box(box, width: int, height: int, name: str = "image") -> tuple:
     try:
         x0, y0, x1, y1 = (float(v) for v in box)
     except (TypeError, ValueError) as exc:
-        raise BoxError(f"{name}: a box is four numbers x0, y0, x1, y1 (got {box!r})") from exc
+        raise BoxError(source=name, reason=f"a box is four numbers x0, y0, x1, y1 (got {box!r})") from exc
     if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
-        raise BoxError(f"{name}: box {box!r} has non-finite numbers")
+        raise BoxError(source=name, reason=f"box {box!r} has non-finite numbers")
     if x1 <= x0 or y1 <= y0:
-        raise BoxError(f"{name}: box {box!r} needs x1 > x0 and y1 > y0")
+        raise BoxError(source=name, reason=f"box {box!r} needs x1 > x0 and y1 > y0")
     clipped = (max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height)))
     if clipped[2] - clipped[0] < 2 or clipped[3] - clipped[1] < 2:
-        raise BoxError(f"{name}: box {box!r} is outside the {width}x{height} image")
+        raise BoxError(source=name, reason=f"box {box!r} is outside the {width}x{height} image")
     # Mostly padding, the crop would get a confident answer about nothing.
     inside = (clipped[2] - clipped[0]) * (clipped[3] - clipped[1]) / ((x1 - x0) * (y1 - y0))
     if inside < 0.5:
-        raise BoxError(f"{name}: box {box!r} lies mostly outside the {width}x{height} image "
+        raise BoxError(source=name, reason=f"box {box!r} lies mostly outside the {width}x{height} image "
                        f"({inside:.0%} inside)")
     return clipped
 
 
-class FaceCropper:
-    def __init__(self, input_size: int = 48, grey: bool = True, margin: float = 0.0,
-                 square: bool = True, source_size: int | None = 48, device="cpu"):
-        self.input_size, self.grey, self.margin = input_size, grey, margin
-        self.square, self.source_size, self.device = square, source_size, device
-        self._local = threading.local()   # one MTCNN per thread: detect() sets min_face_size
+def min_face_size(size) -> int:
+    """The smallest face MTCNN is asked for in a photo of this (width, height)."""
+    # A face cannot be taller than an elongated photo's shorter side: search down to half of it.
+    # (A smallest face larger than the shorter side leaves MTCNN no scale to search, and it
+    # crashes on the empty list.)
+    return max(MIN_FACE_SIDE, min(round(MIN_FACE_FRACTION * max(size)), min(size) // 2))
 
-    @classmethod
-    def from_meta(cls, meta: dict, device="cpu") -> "FaceCropper":
-        face = meta.get("face", {})
-        return cls(meta["input_size"], meta.get("grey", True), face.get("margin", 0.0),
-                   face.get("square", True), face.get("source_size"), device)
+
+class FaceCropper:
+    """Finds faces and crops them as a model's view frames them."""
+
+    def __init__(self, view: View = View(), device="cpu"):
+        self.view, self.device = view, device
+        self.margin = view.face.margin
+        self._local = threading.local()   # one MTCNN per thread: detect() sets min_face_size
 
     def detect(self, image: Image.Image) -> list[tuple]:
         """Face boxes (x0, y0, x1, y1, probability), largest first."""
@@ -123,11 +127,7 @@ class FaceCropper:
         scale = min(1.0, max(DETECT_MAX_SIDE / max(image.size), MIN_FACE_SIDE / min(image.size)))
         small = image.resize((round(image.width * scale), round(image.height * scale)),
                              Image.BILINEAR) if scale < 1 else image
-        # A face cannot be taller than an elongated photo's shorter side: search down to half of it.
-        # (A smallest face larger than the shorter side leaves MTCNN no scale to search, and it
-        # crashes on the empty list.)
-        mtcnn.min_face_size = max(MIN_FACE_SIDE, min(round(MIN_FACE_FRACTION * max(small.size)),
-                                                     min(small.size) // 2))
+        mtcnn.min_face_size = min_face_size(small.size)
         boxes, probs = mtcnn.detect(small)
         if boxes is None:
             return []
@@ -149,11 +149,11 @@ class FaceCropper:
             box = check_box(box, image.width, image.height, name)
         else:
             if min(image.size) < MIN_FACE_SIDE:
-                raise NoFaceError(f"{name}: {image.width}x{image.height} pixels is too small to "
+                raise NoFaceError(source=name, reason=f"{image.width}x{image.height} pixels is too small to "
                                   f"find a face in (faces need at least {MIN_FACE_SIDE} px)")
             found = self.detect(image)
             if not found:
-                raise NoFaceError(f"{name}: no face found (faces narrower than "
+                raise NoFaceError(source=name, reason=f"no face found (faces narrower than "
                                   f"{MIN_FACE_FRACTION:.0%} of the photo are skipped: crop the "
                                   "photo or give the face's box)")
             box = found[0][:4]
@@ -165,17 +165,19 @@ class FaceCropper:
         x0, y0, x1, y1 = box
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         w, h = x1 - x0, y1 - y0
-        if self.square:
+        if self.view.face.square:
             w = h = max(w, h)
         w, h = w * (1 + 2 * self.margin), h * (1 + 2 * self.margin)
         region = (round(cx - w / 2), round(cy - h / 2), round(cx + w / 2), round(cy + h / 2))
         return self._finish(image.crop(region))
 
     def _finish(self, face: Image.Image) -> Image.Image:
-        if self.grey:
+        if self.view.grey:
             face = face.convert("L")
-        if self.source_size:
+        source = self.view.face.source_size
+        if source:
             # Through the training images' own resolution, so detail and blur match them.
-            face = face.resize((self.source_size, self.source_size), Image.BICUBIC, reducing_gap=2.0)
+            face = face.resize((source, source), Image.BICUBIC, reducing_gap=2.0)
         # Bilinear up to the input size, as torchvision resizes the training images.
-        return face.resize((self.input_size, self.input_size), Image.BILINEAR).convert("RGB")
+        size = self.view.input_size
+        return face.resize((size, size), Image.BILINEAR).convert("RGB")

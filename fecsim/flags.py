@@ -1,6 +1,6 @@
 """Flags: answers users said were wrong, stored for relabelling, and exported as training pairs.
 
-Storage is a gradio FlaggingCallback. Each flag is one folder under the flagging directory:
+Storage (PairFlagLogger) keeps each flag in its own folder under the flagging directory:
 
     flagged/<timestamp>-<id>/original_a.<ext>, original_b.<ext>, crop_a.png, crop_b.png, flag.json
 
@@ -33,9 +33,9 @@ import uuid
 import zipfile
 from pathlib import Path
 
-from gradio.flagging import FlaggingCallback
 from PIL import Image
 
+from .files import atomic_path
 from .images import FORMATS, format_of
 
 RECORD = "flag.json"
@@ -49,7 +49,7 @@ EXPORT_COLUMNS = ("a", "b", "same", "model_probability", "model_verdict", "user_
                   "checkpoint", "timestamp", "flag_id")
 
 
-class PairFlagLogger(FlaggingCallback):
+class PairFlagLogger:
     """Stores a flagged comparison: both originals, both crops, and what the model and user said.
 
     flag_data is [original_a, original_b, crop_a, crop_b, result] where the originals are image
@@ -58,19 +58,13 @@ class PairFlagLogger(FlaggingCallback):
     expression" or "different expression".
     """
 
-    def __init__(self):
+    def __init__(self, flagging_dir):
         self._lock = threading.Lock()
-        self.flagging_dir = None
-
-    def setup(self, components, flagging_dir):
-        self.components = components
         self.flagging_dir = Path(flagging_dir)
         self.flagging_dir.mkdir(parents=True, exist_ok=True)
         remove_unfinished(self.flagging_dir)
 
     def flag(self, flag_data, flag_option=None, username=None) -> int:
-        if self.flagging_dir is None:
-            raise RuntimeError("PairFlagLogger.setup() was not called")
         if flag_option not in ANSWERS:
             raise ValueError(f"the right answer must be one of {sorted(ANSWERS)}, "
                              f"got {flag_option!r}")
@@ -158,12 +152,10 @@ def export_flags(flag_dir, out_csv) -> int:
             "box_b": " ".join(f"{v:g}" for v in r["box_b"]),
             "checkpoint_sha256": r["checkpoint_sha256"], "checkpoint": r["checkpoint"],
             "timestamp": r["timestamp"], "flag_id": r["flag_id"]})
-    tmp = out_csv.with_name(out_csv.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(out_csv) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=EXPORT_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, out_csv)
     return len(rows)
 
 
@@ -184,23 +176,29 @@ def zip_flags(flag_dir, out_zip) -> int:
     flag_dir, out_zip = Path(flag_dir), Path(out_zip)
     folders = sorted(p.parent for p in flag_dir.glob(f"*/{RECORD}")
                      if not p.parent.name.startswith("."))
-    tmp = out_zip.with_name(out_zip.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+    with atomic_path(out_zip) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         for folder in folders:
             for file in sorted(folder.iterdir()):
                 z.write(file, f"flagged/{folder.name}/{file.name}")
-    os.replace(tmp, out_zip)
     return len(folders)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m fecsim export-flags",
-        description="Export the web app's flags as labelled pairs for train.py --extra_pairs.")
+DESCRIPTION = "Export the web app's flags as labelled pairs for train.py --extra_pairs."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("flag_dir", nargs="?", default="flagged",
                         help="the app's flagging folder (default: flagged)")
     parser.add_argument("--out", default="pairs.csv", help="CSV to write (default: pairs.csv)")
-    args = parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fecsim export-flags", description=DESCRIPTION)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args) -> int:
     if not Path(args.flag_dir).is_dir():
         print(f"{args.flag_dir}: no such folder", file=sys.stderr)
         return 2

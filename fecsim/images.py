@@ -48,35 +48,35 @@ def load_image(source, max_pixels: int = MAX_PIXELS) -> Image.Image:
         image = source
     elif isinstance(source, (str, os.PathLike)):
         if not Path(source).is_file():
-            raise ImageError(f"{name}: no such file")
+            raise ImageError(source=name, reason=f"no such file")
         with open(source, "rb") as file:
             image = _open(file, name, max_pixels)
     elif isinstance(source, (bytes, bytearray)):   # an encoded file, e.g. a download
         image = _open(io.BytesIO(source), name, max_pixels)
     else:
-        raise ImageError(f"{name}: expected a file path, encoded bytes, PIL image or numpy array")
+        raise ImageError(source=name, reason=f"expected a file path, encoded bytes, PIL image or numpy array")
     _check_size(image, name, max_pixels)
     width, height = image.size
     if width < 1 or height < 1:
-        raise ImageError(f"{name}: image is empty")
+        raise ImageError(source=name, reason=f"image is empty")
     try:
         image = ImageOps.exif_transpose(image)
         return _to_rgb(image)
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"{name}: cannot decode image ({exc})") from exc
+        raise ImageError(source=name, reason=f"cannot decode image ({exc})") from exc
 
 
 def _check_size(image: Image.Image, name: str, max_pixels: int) -> None:
     width, height = image.size
     if width * height > max_pixels:
-        raise ImageError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels}")
+        raise ImageError(source=name, reason=f"{width}x{height} pixels is over the limit of {max_pixels}")
     try:
         mode = ImageMode.getmode(image.mode)
         per_pixel = len(mode.bands) * np.dtype(mode.typestr).itemsize
     except (KeyError, TypeError):
         per_pixel = 4   # a mode PIL does not describe: assume the widest common one
     if width * height * per_pixel > MAX_DECODED_BYTES:
-        raise ImageError(f"{name}: {width}x{height} {image.mode} would take "
+        raise ImageError(source=name, reason=f"{width}x{height} {image.mode} would take "
                          f"{width * height * per_pixel / 1e6:.0f} MB decoded, over the limit of "
                          f"{MAX_DECODED_BYTES / 1e6:.0f} MB")
 
@@ -105,13 +105,13 @@ def _open(file, name: str, max_pixels: int) -> Image.Image:
     except UnidentifiedImageError as exc:
         found = format_of(file)
         if found and found not in FORMATS:
-            raise ImageError(f"{name}: unsupported image format {found} (fecsim reads "
+            raise ImageError(source=name, reason=f"unsupported image format {found} (fecsim reads "
                              f"{', '.join(FORMATS)})") from exc
-        raise ImageError(f"{name}: not an image file") from exc
+        raise ImageError(source=name, reason=f"not an image file") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{name}: refused as a possible decompression bomb ({exc})") from exc
+        raise ImageError(source=name, reason=f"refused as a possible decompression bomb ({exc})") from exc
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"{name}: truncated or corrupt image ({exc})") from exc
+        raise ImageError(source=name, reason=f"truncated or corrupt image ({exc})") from exc
     return image
 
 
@@ -119,10 +119,10 @@ def _from_array(array: np.ndarray, name: str) -> Image.Image:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
-        raise ImageError(f"{name}: expected HxW, HxWx3 or HxWx4 pixels")
+        raise ImageError(source=name, reason=f"expected HxW, HxWx3 or HxWx4 pixels")
     if array.dtype != np.uint8:
         if not np.issubdtype(array.dtype, np.number):
-            raise ImageError(f"{name}: pixels must be numbers")
+            raise ImageError(source=name, reason=f"pixels must be numbers")
         # Floats are taken as 0..1, as skimage and matplotlib write them.
         scale = 255.0 if np.issubdtype(array.dtype, np.floating) and array.max(initial=0) <= 1.0 else 1.0
         array = np.clip(array.astype(np.float64) * scale, 0, 255).round().astype(np.uint8)

@@ -12,12 +12,11 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 from . import checkpoint
+from .checkpoint import Metadata
 from .errors import CheckpointError, FecsimError
-from .evaluate import calibrated, features
 from .faces import Face, FaceCropper
 from .int8 import Int8Encoder
-from .metrics import odd_from_pair_probabilities
-from .training import pick_device
+from .view import calibrated, features, odd_one_out, pick_device
 
 
 @dataclass
@@ -68,16 +67,15 @@ class RankedPhoto:
 
 
 class ExpressionComparer:
-    def __init__(self, model, meta: dict, path, device, int8: bool | None = None):
+    def __init__(self, model, meta: Metadata, path, device, int8: bool | None = None):
         self.model, self.meta, self.path = model, meta, Path(path)
+        self.view = meta.view
         # Channels-last convolutions run about 1.5x faster on CPU (oneDNN); same numbers otherwise.
         self.model.to(memory_format=torch.channels_last)
         self.int8 = int8
         self._cpu_encoder = None   # the int8 copy (or the model), built on the first move to the CPU
         self.to(device)
-        self.cropper = FaceCropper.from_meta(meta, device="cpu")
-        self.calibration = meta["calibration"]
-        self.threshold = float(self.calibration["threshold"])
+        self.cropper = FaceCropper(self.view, device="cpu")
         self._sha256 = None
         # Threads that detect faces side by side (a pair's two photos, a batch's many): one torch
         # thread each, since MTCNN's ops are small and threads each asking for every core only get
@@ -112,8 +110,11 @@ class ExpressionComparer:
                 self._cpu_encoder = Int8Encoder.for_checkpoint(self.path, self.meta) or self.model
             self.encoder = self._cpu_encoder
         if self.int8 and self.encoder is self.model:
-            raise CheckpointError(f"{self.path}: no int8 encoder to run (it needs the CPU and a "
-                                  "checkpoint exported with one)")
+            raise CheckpointError("no int8 encoder to run (it needs the CPU and a checkpoint "
+                                  "exported with one)", source=str(self.path))
+        # Each encoder's features have their own calibration.
+        self.calibration = self.meta.calibration_for(int8=self.encoder is not self.model)
+        self.threshold = float(self.calibration["threshold"])
         return self
 
     def face(self, source, box=None, normalized_box=None, assume_cropped=False) -> Face:
@@ -129,11 +130,11 @@ class ExpressionComparer:
     def features(self, crops) -> torch.Tensor:
         """z for face crops (Face objects or PIL crops already at the model's input size)."""
         images = [c.crop if isinstance(c, Face) else c for c in crops]
-        batch = torch.stack([pil_to_tensor(_sized(i, self.meta["input_size"])) for i in images])
+        batch = torch.stack([pil_to_tensor(_sized(i, self.view.input_size)) for i in images])
         batch = batch.to(self.device, torch.float32) / 255
         if self.encoder is self.model:   # the int8 encoder takes plain NCHW arrays
             batch = batch.contiguous(memory_format=torch.channels_last)
-        return features(self.encoder, batch, self.meta)
+        return features(self.encoder, batch, self.view)
 
     @torch.no_grad()
     def embed(self, crops) -> torch.Tensor:
@@ -175,7 +176,7 @@ class ExpressionComparer:
         faces = self.faces((a, b, c), boxes, assume_cropped)
         z = self.features(faces)
         p12, p13, p23 = self.pair_probabilities(z[[0, 0, 1]], z[[1, 2, 2]])
-        odd = int(odd_from_pair_probabilities(p12, p13, p23))
+        odd = int(odd_one_out([p12, p13, p23]))
         return TripletResult(odd, {"12": float(p12), "13": float(p13), "23": float(p23)}, faces,
                              time.perf_counter() - start, tuple(self.expressions(z)))
 
@@ -198,7 +199,7 @@ class ExpressionComparer:
             z = self.features([reference_face, *faces])
             scores = iter(self.pair_probabilities(z[:1].expand(len(faces), -1), z[1:]))
         ranked = [RankedPhoto(s, float(next(scores)), f) if isinstance(f, Face)
-                  else RankedPhoto(s, None, None, str(f)) for s, f in zip(photos, found)]
+                  else RankedPhoto(s, None, None, f.reason) for s, f in zip(photos, found)]
         return sorted(ranked, key=lambda r: -1 if r.probability is None else r.probability,
                       reverse=True)
 

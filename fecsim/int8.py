@@ -20,8 +20,9 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from .checkpoint import sha256
+from .checkpoint import Metadata, sha256
 from .errors import CheckpointError
+from .files import atomic_path
 
 
 class _Encoder(nn.Module):
@@ -60,13 +61,12 @@ def export(model, faces: torch.Tensor, path) -> "Int8Encoder":
                           input_names=["images"], output_names=["z"], external_data=False,
                           dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
         quant_pre_process(str(float_path), str(prepared))   # shapes, and BatchNorm folded into convs
-        tmp_out = path.with_suffix(".onnx.tmp")
         # reduce_range: AVX2 without VNNI adds u8 x s8 products in int16, which saturates with
-        # 8-bit activations (validation AUC fell from 0.835 to 0.804); 7 bits keep it exact.
-        quantize_static(str(prepared), str(tmp_out), Faces(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8)
-    tmp_out.replace(path)
+        # 8-bit activations; 7 bits keep it exact.
+        with atomic_path(path) as tmp_out:
+            quantize_static(str(prepared), str(tmp_out), Faces(), quant_format=QuantFormat.QDQ,
+                            per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8)
     return Int8Encoder(path)
 
 
@@ -77,7 +77,7 @@ class Int8Encoder:
         self.path = Path(path)
         self.sha256 = sha256(self.path)
         if expected_sha256 and self.sha256 != expected_sha256:
-            raise CheckpointError(f"{self.path}: not the int8 encoder its checkpoint was exported "
+            raise CheckpointError(source=str(self.path), reason=f"not the int8 encoder its checkpoint was exported "
                                   "with (sha256 differs); export it again with train.py, or delete it "
                                   "to run the float model")
         options = ort.SessionOptions()
@@ -88,20 +88,20 @@ class Int8Encoder:
             self.session = ort.InferenceSession(str(self.path), options,
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:   # onnxruntime raises its own exception types
-            raise CheckpointError(f"{self.path}: not a readable ONNX model ({exc})") from exc
+            raise CheckpointError(source=str(self.path), reason=f"not a readable ONNX model ({exc})") from exc
 
     @classmethod
-    def for_checkpoint(cls, checkpoint_path, meta: dict) -> "Int8Encoder | None":
+    def for_checkpoint(cls, checkpoint_path, meta: Metadata) -> "Int8Encoder | None":
         """The checkpoint's int8 encoder; None when it was exported without one or the file is
         missing (then the float model answers, with a warning)."""
-        if "int8" not in meta:
+        if meta.int8 is None:
             return None
-        path = Path(checkpoint_path).parent / meta["int8"]["file"]
+        path = Path(checkpoint_path).parent / meta.int8.file
         if not path.is_file():
             warnings.warn(f"{path} not found: running the float model, which is slower and whose "
                           "answers differ slightly from the int8 ones it was calibrated on")
             return None
-        return cls(path, meta["int8"]["sha256"])
+        return cls(path, meta.int8.sha256)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         x = np.ascontiguousarray(images.detach().float().cpu().numpy())

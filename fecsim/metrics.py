@@ -96,8 +96,3 @@ def agreement(votes_a, votes_b):
     vote distributions (rows): graded similarity, 1 only for two unanimous faces alike."""
     return (votes_a * votes_b).sum(-1)
 
-
-def odd_from_pair_probabilities(p12, p13, p23) -> np.ndarray:
-    """FEC semantics: the odd one (1, 2 or 3) is the image outside the most similar pair."""
-    stacked = np.stack([np.asarray(p12), np.asarray(p13), np.asarray(p23)], axis=-1)
-    return np.array([3, 2, 1])[np.argmax(stacked, axis=-1)]   # a tie goes to the earlier pair

@@ -80,7 +80,7 @@ def evaluate_robustness(comparer, root, n_faces=1000, n_pairs=1000, n_triplets=1
     faces = (clear_majority(split, CLEAR_VOTES, min_faces) if isinstance(split, VoteFolder)
              else list(range(len(split))))
     if len({split.targets[i] for i in faces}) < 2:
-        raise FecsimError(f"{root}: fewer than two expressions with {min_faces} clear-majority faces")
+        raise FecsimError(source=str(root), reason=f"fewer than two expressions with {min_faces} clear-majority faces")
     rng = np.random.default_rng(seed)
     faces = sorted(rng.choice(faces, size=min(n_faces, len(faces)), replace=False).tolist())
     labels = np.asarray([split.targets[i] for i in faces])

@@ -27,18 +27,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from .files import atomic_path
 from .metrics import agreement
 from .model import SiameseResNet18
-
-
-def pick_device(requested: str | None = None) -> torch.device:
-    if requested:
-        return torch.device(requested)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+from .view import pick_device
 
 
 @dataclass
@@ -241,11 +233,11 @@ def fit(model, optimizer, scheduler, make_batches, epochs: int, run_dir, device,
                     record.update(evaluate(_unwrap(model)))
             history.append(record)
             log(" ".join(f"{k}={v}" for k, v in record.items()))
-            tmp = state_path.with_suffix(".tmp")
-            torch.save({"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                        "epoch": epoch + 1, "history": history}, tmp)
-            tmp.replace(state_path)
+            with atomic_path(state_path) as tmp:
+                torch.save({"model": _unwrap(model).state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                            "epoch": epoch + 1, "history": history}, tmp)
         if distributed:
             dist.barrier()  # the other ranks wait here while the main one evaluates and saves
     if distributed:

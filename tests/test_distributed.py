@@ -59,13 +59,13 @@ def check_checkpoint(tmp_path, images, faces, processes):
     assert [p.name for p in exported] == ["fec.safetensors"]      # one file, no leftovers
     assert (tmp_path / "run" / "last.pt").is_file()
     comparer = ExpressionComparer.load(exported[0], device="cpu")
-    assert comparer.meta["training"]["processes"] == processes
-    assert comparer.meta["grey"] is False and comparer.meta["face"]["margin"] == 0.1
-    assert comparer.meta["face"]["source_size"] is None
+    assert comparer.meta.training["processes"] == processes
+    assert comparer.view.grey is False and comparer.view.face.margin == 0.1
+    assert comparer.view.face.source_size is None
     # A quarter held out, face-disjoint: one of the four face groups, nothing dropped.
-    data = comparer.meta["data"]
+    data = comparer.meta.data
     assert (data["train_triplets"], data["val_triplets"], data["dropped_sharing_val_faces"]) == (24, 8, 0)
-    test = comparer.meta["metrics"]["fec_test"]
+    test = comparer.meta.metrics["fec_test"]
     assert test["counts"]["listed"] == 6 and test["triplet_accuracy"]["all"]["triplets"] > 0
     result = comparer.compare(crop_path(images, faces[0]), crop_path(images, faces[1]),
                               assume_cropped=True)
@@ -90,4 +90,4 @@ def test_single_process_pairs_mode(tmp_path):
     out = run([sys.executable, "train.py"] + settings(tmp_path, train, test, images, fec_mode="pairs"))
     assert "x 1 processes" in out and "evaluated" in out
     comparer = check_checkpoint(tmp_path, images, faces, processes=1)
-    assert comparer.meta["training"]["settings"]["fec_mode"] == "pairs"
+    assert comparer.meta.training["settings"]["fec_mode"] == "pairs"

@@ -6,11 +6,12 @@ from PIL import Image
 from conftest import two_faces
 from fecsim.errors import BoxError, NoFaceError
 from fecsim.faces import FaceCropper, check_box, fec_box_to_pixels, parse_face_number
+from fecsim.view import Framing, View
 
 
 @pytest.fixture(scope="module")
 def cropper():
-    return FaceCropper(input_size=48, grey=True, margin=0.0, source_size=48)
+    return FaceCropper(View(input_size=48, grey=True, face=Framing(margin=0.0, source_size=48)))
 
 
 def test_mtcnn_finds_the_astronauts_face(cropper, astronaut_jpg):
@@ -86,12 +87,12 @@ def test_channels_last_detector_finds_the_same_boxes_as_stock_mtcnn(cropper, ast
     from facenet_pytorch import MTCNN
     photo = Image.fromarray(two_faces(astronaut))
     ours = cropper.detect(photo)
-    stock = MTCNN(keep_all=True, min_face_size=cropper._local.mtcnn.min_face_size)
     # Both on the same downscaled copy that detect() searches; its boxes are in the photo's pixels.
-    from fecsim.faces import DETECT_MAX_SIDE
+    from fecsim.faces import DETECT_MAX_SIDE, min_face_size
     scale = min(1.0, DETECT_MAX_SIDE / max(photo.size))
-    boxes, probs = stock.detect(photo.resize((round(photo.width * scale),
-                                              round(photo.height * scale)), Image.BILINEAR))
+    small = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.BILINEAR)
+    stock = MTCNN(keep_all=True, min_face_size=min_face_size(small.size))
+    boxes, probs = stock.detect(small)
     expected = sorted((tuple(float(v) / scale for v in b) for b, p in zip(boxes, probs) if p >= 0.9),
                       key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
     assert len(ours) == len(expected) == 2

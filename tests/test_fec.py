@@ -8,6 +8,7 @@ import torch
 from fec_testdata import face, make_cache, row, write_csv
 from fecsim.fec import evaluate as fec_eval
 from fecsim.fec.__main__ import main
+from fecsim.view import odd_one_out
 from fecsim.fec.datasets import (CropCache, TripletFaces, closer_farther_pairs, holdout_by_faces,
                                  split_odd, thesis_pairs)
 from fecsim.fec.reader import Triplet, majority, read_triplets
@@ -111,7 +112,7 @@ def test_odd_one_by_embedding_and_pair_labels():
     assert fec_eval.closer_farther_labels(np.array([1, 2, 3])).tolist() == [
         [0, 0, 1], [0, 1, 0], [1, 0, 0]]
     logits = np.array([[0.0, -1.0, 2.0], [3.0, 1.0, -2.0]])    # pairs 12, 13, 23
-    assert fec_eval.odd_by_pair_head(logits).tolist() == [1, 3]
+    assert odd_one_out(logits).tolist() == [1, 3]
 
 
 def test_triplet_dataset_puts_the_odd_face_last(tmp_path):
@@ -167,7 +168,7 @@ def test_calibration_from_triplets_separates_closer_pairs():
 def test_fec_run_modes_and_clear_errors(tmp_path):
     from fecsim.data import eval_transform
     from fecsim.errors import FecsimError
-    from fecsim.fec.training import FecRun
+    from fecsim.fec.source import FecTriplets as FecRun
     faces = [face(i) for i in range(12)]
     images = make_cache(tmp_path / "images", faces)
     # Two groups of six faces, six triplets each: validation takes three of one group, drops that

@@ -35,9 +35,7 @@ def flagged_result(random_checkpoint, astronaut_jpg, tmp_path_factory):
 
 
 def logger_for(folder) -> PairFlagLogger:
-    logger = PairFlagLogger()
-    logger.setup([], folder)
-    return logger
+    return PairFlagLogger(folder)
 
 
 def test_a_flag_stores_everything(flagged_result, tmp_path):
@@ -83,8 +81,7 @@ KILLED_FLAGGER = """
 import sys
 from PIL import Image
 from fecsim.flags import TMP_MAX_AGE, PairFlagLogger
-logger = PairFlagLogger()
-logger.setup([], sys.argv[1])
+logger = PairFlagLogger(sys.argv[1])
 crop = Image.new("RGB", (48, 48), (90, 90, 90))
 result = {"probability": 0.25, "verdict": "different expression", "box_a": [1, 2, 3, 4],
           "box_b": [5, 6, 7, 8], "checkpoint_sha256": "0" * 64}

@@ -6,7 +6,7 @@ from PIL import Image
 
 from fecsim import metrics
 from fecsim.data import PairsCSV, eval_transform, sample_pairs, sample_triplets
-from fecsim.evaluate import model_inputs
+from fecsim.view import View, model_inputs, odd_one_out
 
 
 def test_roc_auc_hand_worked():
@@ -44,9 +44,10 @@ def test_platt_scaling_recovers_a_known_mapping():
 
 def test_odd_one_out_from_pair_probabilities():
     # (p12, p13, p23): the most similar pair excludes the odd one
-    assert metrics.odd_from_pair_probabilities(0.9, 0.1, 0.2) == 3
-    assert metrics.odd_from_pair_probabilities(0.1, 0.8, 0.2) == 2
-    assert metrics.odd_from_pair_probabilities(0.1, 0.2, 0.7) == 1
+    assert odd_one_out([0.9, 0.1, 0.2]) == 3
+    assert odd_one_out([0.1, 0.8, 0.2]) == 2
+    assert odd_one_out([0.1, 0.2, 0.7]) == 1
+    assert odd_one_out([[0.5, 0.5, 0.1]]).tolist() == [3]   # a tie goes to the earlier pair
 
 
 def test_bootstrap_interval_of_an_accuracy_matches_the_binomial_spread():
@@ -107,9 +108,9 @@ def test_model_inputs_zoom_into_the_centre_and_add_mirror_images():
     faces[..., :2, :] = faces[..., -3:, :] = 1   # a frame 2-3 px wide: outside the central 0.9
     faces[..., :, :2] = faces[..., :, -3:] = 1
     faces[1, :, 20:28, 10:16] = 0.5              # and something off-centre to mirror
-    assert torch.equal(model_inputs(faces, {}), faces)
-    closer = model_inputs(faces, {"zoom": 0.9})
+    assert torch.equal(model_inputs(faces, View()), faces)
+    closer = model_inputs(faces, View(zoom=0.9))
     assert closer.shape == faces.shape and closer[0].max() == 0   # the frame is gone, all of it
-    both = model_inputs(faces, {"zoom": 0.9, "flip_average": True})
+    both = model_inputs(faces, View(zoom=0.9, flip_average=True))
     assert both.shape == (4, 3, 48, 48)
     assert torch.equal(both[:2], closer) and torch.equal(both[2:], closer.flip(-1))

@@ -56,8 +56,8 @@ def test_checkpoint_round_trip(tmp_path):
     meta = {"input_size": 48, "calibration": {"scale": 2.0, "bias": -0.5, "threshold": 0.4}}
     path = checkpoint.save(tmp_path / "m.safetensors", model, meta)
     loaded, loaded_meta = checkpoint.load(path)
-    assert loaded_meta["calibration"] == meta["calibration"]
-    assert loaded_meta["model"]["class_names"] == list("abcdefg")
+    assert loaded_meta.calibration == meta["calibration"]
+    assert loaded_meta.model.class_names == list("abcdefg")
     x, y = torch.rand(4, 3, 48, 48), torch.rand(4, 3, 48, 48)
     with torch.no_grad():
         # fp16 storage: answers agree to well within what a probability shows

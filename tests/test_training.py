@@ -94,15 +94,18 @@ def test_train_py_end_to_end_with_extra_pairs(folders, tmp_path):
         low, high = metrics[f"{name}_interval"]
         assert 0 <= low <= metrics[name] <= high <= 1
     comparer = ExpressionComparer.load(export, "cpu")
-    assert "--extra_pairs" in comparer.meta["training"]["command"]
+    assert "--extra_pairs" in comparer.meta.training["command"]
     # The int8 encoder was exported beside it, calibrated with and is what the CPU runs.
     assert isinstance(comparer.encoder, Int8Encoder)
-    assert comparer.meta["int8"]["sha256"] == comparer.encoder.sha256
+    assert comparer.meta.int8.sha256 == comparer.encoder.sha256
     assert comparer.encoder.path == export.with_suffix(".int8.onnx")
     image, other = folders / "test" / "class0" / "0.png", folders / "test" / "class2" / "0.png"
     r = comparer.compare(image, other, assume_cropped=True)
     assert 0 <= r.probability <= 1
     float_model = ExpressionComparer.load(export, "cpu", int8=False)
+    # Each encoder runs with the calibration fitted on its own features.
+    assert comparer.calibration == comparer.meta.int8.calibration
+    assert float_model.calibration == comparer.meta.calibration != comparer.calibration
     assert float_model.compare(image, other, assume_cropped=True).probability == pytest.approx(
         r.probability, abs=0.05)
 
@@ -157,7 +160,7 @@ def test_train_py_fine_tunes_from_a_checkpoint(folders, trained, tmp_path):
     child_model, parent_model = ExpressionComparer.load(child), ExpressionComparer.load(parent)
     for name in ("trunk.conv1.weight", "trunk.layer4.1.conv2.weight", "pair_head.0.weight"):
         assert torch.allclose(child_model.model.get_parameter(name), parent_model.model.get_parameter(name))
-    meta = child_model.meta["training"]
+    meta = child_model.meta.training
     assert meta["init_from"][0]["sha256"] == parent_model.sha256
     assert meta["init_from"][0]["training"]["history"][0]["epoch"] == 1   # the parent's own record
     misfit = run_train(folders, f"--out_dir={tmp_path / 'c'}", f"--init_from={parent}",
@@ -190,8 +193,8 @@ def test_train_py_with_device_augmentation(folders, tmp_path):
                        f"--export={export}")
     assert result.returncode == 0, result.stderr[-3000:]
     meta = ExpressionComparer.load(export).meta
-    assert meta["training"]["settings"]["augment"] == "device"
-    assert meta["training"]["history"][0]["images_per_s"] > 0
+    assert meta.training["settings"]["augment"] == "device"
+    assert meta.training["history"][0]["images_per_s"] > 0
     refused = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), f"--data={folders}", "--augment=device",
          "--thesis_augment=true"], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -214,8 +217,8 @@ def test_train_py_averages_checkpoints_into_a_soup(folders, tmp_path):
         assert not torch.allclose(wa, wb)
         assert torch.allclose(ws, (wa + wb) / 2, rtol=2e-3, atol=1e-4)   # fp16 storage
     meta = models[2].meta
-    assert [p["sha256"] for p in meta["training"]["init_from"]] == [m.sha256 for m in models[:2]]
-    assert meta["training"]["history"] == [] and "calibration" in meta and "test" in meta["metrics"]
+    assert [p["sha256"] for p in meta.training["init_from"]] == [m.sha256 for m in models[:2]]
+    assert meta.training["history"] == [] and meta.calibration and "test" in meta.metrics
     other = tmp_path / "other.safetensors"
     done = run_train(folders, "--embed_dim=16", f"--out_dir={tmp_path / 'other'}",
                      f"--export={other}")
@@ -231,7 +234,7 @@ def test_train_py_distils_from_a_teacher(folders, trained, tmp_path):
     done = run_train(folders, f"--out_dir={tmp_path / 's'}", f"--export={student}",
                      f"--teacher={teacher}", "--teacher_weight=0.7", "--augment=device")
     assert done.returncode == 0, done.stderr[-3000:]
-    meta = ExpressionComparer.load(student).meta["training"]
+    meta = ExpressionComparer.load(student).meta.training
     assert meta["teacher"]["sha256"] == ExpressionComparer.load(teacher).sha256
     assert meta["settings"]["teacher_weight"] == 0.7 and meta["history"][0]["classes"] > 0
     pairs_only = tmp_path / "pairs-only.safetensors"

@@ -162,10 +162,10 @@ def test_train_py_on_vote_folders_calibrates_to_rater_agreement(vote_folders, tm
         timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     meta = checkpoint.read_meta(export)
-    assert meta["model"]["class_names"] == list(VOTE_CLASSES)
-    assert meta["calibration"]["target"] == "rater agreement"
-    assert meta["data"]["dropped_unreadable"] == {"train": 4, "val": 4, "test": 4}
-    assert "val_auc" in meta["training"]["history"][0]
+    assert meta.model.class_names == list(VOTE_CLASSES)
+    assert meta.calibration["target"] == "rater agreement"
+    assert meta.data["dropped_unreadable"] == {"train": 4, "val": 4, "test": 4}
+    assert "val_auc" in meta.training["history"][0]
     test = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
     assert set(test) >= {"clear_majority", "majority", "graded_triplets", "agreement_calibration"}
     assert 0 <= test["graded_triplets"]["accuracy"] <= 1 and test["dropped_unreadable"] == 4

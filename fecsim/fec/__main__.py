@@ -60,14 +60,14 @@ def main(argv=None) -> int:
 
 def evaluate(args) -> dict:
     from .. import checkpoint
-    from ..training import pick_device
+    from ..view import pick_device
     from .datasets import CropCache
     from .evaluate import format_report, score_file
 
     device = pick_device(args.device)
     model, meta = checkpoint.load(args.checkpoint, device)
-    result = score_file(model, meta, args.csv, CropCache(args.images), device, meta["calibration"],
-                        args.min_agreement, args.workers)
+    result = score_file(model, meta.view, args.csv, CropCache(args.images), device,
+                        meta.calibration, args.min_agreement, args.workers)
     result["checkpoint"], result["csv"] = str(args.checkpoint), str(args.csv)
     print(format_report(result))
     return result

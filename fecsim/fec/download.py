@@ -28,8 +28,10 @@ from urllib.request import Request, urlopen
 from tqdm import tqdm
 
 from ..errors import BoxError, FecsimError, ImageError
+from ..files import atomic_path
 from ..faces import FaceCropper, check_box, fec_box_to_pixels
-from ..images import describe, load_image
+from ..images import load_image
+from ..view import Framing, View
 from .reader import FaceRef, read_triplets
 
 CROPS, SETTINGS, LOG = "crops", "fec_crops.json", "download_log.jsonl"
@@ -72,7 +74,7 @@ def crop_path(root, face: FaceRef) -> Path:
 def read_settings(root) -> dict:
     path = Path(root) / SETTINGS
     if not path.is_file():
-        raise FecsimError(f"{root}: no {SETTINGS}; make the crops with python -m fecsim.fec download")
+        raise FecsimError(source=str(root), reason=f"no {SETTINGS}; make the crops with python -m fecsim.fec download")
     return json.loads(path.read_text())
 
 
@@ -132,14 +134,8 @@ def _read_by(response, limit: int, deadline: float) -> bytes:
 def save_atomic(image, path: Path, quality: int) -> None:
     """Write then rename: an interrupted run never leaves a partial file under the real name."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="JPEG", quality=quality)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="JPEG", quality=quality)
 
 
 def process_url(url: str, faces: list[FaceRef], root: Path, options: Options) -> dict:
@@ -152,9 +148,9 @@ def process_url(url: str, faces: list[FaceRef], root: Path, options: Options) ->
         try:   # the one safe decoder: size limits, truncation checks
             image = load_image(data)
         except ImageError as exc:
-            raise NotImage(str(exc).replace(describe(data), "content")) from None
-        cropper = FaceCropper(input_size=options.size, grey=False, margin=options.margin,
-                              square=True, source_size=None)
+            raise NotImage(f"content: {exc.reason}") from None
+        cropper = FaceCropper(View(input_size=options.size, grey=False,
+                                   face=Framing(margin=options.margin)))
         for face in faces:
             try:
                 box = check_box(fec_box_to_pixels(face.box, image.width, image.height),

@@ -6,50 +6,26 @@ FECNet (Vemulapalli & Agarwala, CVPR 2019) reports 81.8 % triplet prediction acc
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from .. import metrics
 from ..data import eval_transform
-from ..evaluate import calibrated, features
+from ..evaluate import dataset_features, fit_calibration
+from ..view import TRIPLET_PAIRS, View, calibrated, odd_one_out, triplet_logits
 from .datasets import CropCache, Faces
 from .reader import TRIPLET_TYPES, read_triplets
 
 FECNET_ACCURACY = 0.818
 
 
-@torch.no_grad()
-def face_features(model, view: dict, faces, cache: CropCache, device, batch_size: int = 256,
-                  workers: int = 0) -> torch.Tensor:
-    """z of each face (rows in the order given); view gives input_size, grey, flip_average, zoom."""
-    dataset = Faces(faces, cache, eval_transform(view["input_size"], view.get("grey", False)))
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
-    out = [features(model, images.to(device), view).float().cpu()
-           for images in loader]
-    return torch.cat(out) if out else torch.zeros(0, 1)
-
-
-@torch.no_grad()
-def triplet_logits(model, z: torch.Tensor, index: np.ndarray, device) -> np.ndarray:
-    """Pair-head logits of pairs (1,2), (1,3), (2,3) of each triplet: n x 3."""
-    pairs = [(0, 1), (0, 2), (1, 2)]
-    out = [model.pair_logits(z[index[:, i]].to(device), z[index[:, j]].to(device)).float().cpu()
-           for i, j in pairs]
-    return torch.stack(out, 1).numpy() if len(index) else np.zeros((0, 3))
-
-
-def odd_by_pair_head(logits: np.ndarray) -> np.ndarray:
-    """What the app says: the odd one is outside the pair most likely to match."""
-    return metrics.odd_from_pair_probabilities(logits[:, 0], logits[:, 1], logits[:, 2])
-
-
 def odd_by_embedding(z: torch.Tensor, index: np.ndarray) -> np.ndarray:
     """FECNet's rule: the odd one is outside the pair closest in the normalised embedding."""
     e = torch.nn.functional.normalize(z.float(), dim=-1)
-    d12, d13, d23 = ((e[index[:, i]] - e[index[:, j]]).pow(2).sum(-1).numpy()
-                     for i, j in ((0, 1), (0, 2), (1, 2)))
-    return metrics.odd_from_pair_probabilities(-d12, -d13, -d23)
+    return odd_one_out(np.stack([-(e[index[:, i]] - e[index[:, j]]).pow(2).sum(-1).numpy()
+                                 for i, j in TRIPLET_PAIRS], 1))
 
 
 def accuracy_by_type(predicted, answers, kinds) -> dict:
@@ -71,16 +47,9 @@ def closer_farther_labels(odd: np.ndarray) -> np.ndarray:
 
 
 def calibration_from_triplets(logits: np.ndarray, odd: np.ndarray) -> dict:
-    """Platt scaling on the pairs the triplets order (closer = same, farther = different)."""
+    """Calibration on the pairs the triplets order (closer = same, farther = different)."""
     x, y = logits.reshape(-1), closer_farther_labels(odd).reshape(-1)
-    scale, bias = metrics.fit_platt(x, y)
-    calibration = {"scale": scale, "bias": bias}
-    p = calibrated(x, calibration)
-    threshold, acc = metrics.best_threshold(p, y)
-    ece, _ = metrics.reliability(p, y)
-    return dict(calibration, threshold=threshold, fitted_on_pairs=int(len(y)),
-                fitted_on="FEC closer/farther pairs of held-out triplets",
-                fit_accuracy=round(acc, 4), fit_ece=round(ece, 4))
+    return fit_calibration(x, y, y, fitted_on="FEC closer/farther pairs of held-out triplets")
 
 
 def thesis_pair_view(logits: np.ndarray, odd: np.ndarray, calibration: dict) -> dict:
@@ -96,8 +65,14 @@ def thesis_pair_view(logits: np.ndarray, odd: np.ndarray, calibration: dict) -> 
     return result
 
 
-def evaluate_triplets(model, view: dict, triplets, cache: CropCache, device, calibration=None,
-                      workers: int = 0) -> dict:
+class TripletScores(NamedTuple):
+    report: dict          # triplet accuracy by type (pair head and embedding), the thesis pairs
+    logits: np.ndarray    # n x 3 pair-head logits of pairs 12, 13, 23
+    odd: np.ndarray       # the raters' odd one of each triplet
+
+
+def evaluate_triplets(model, view: View, triplets, cache: CropCache, device, calibration=None,
+                      workers: int = 0) -> TripletScores:
     """Triplet accuracy (pair head and embedding) by type; with a calibration, the pair view too.
 
     triplets must be usable ones (clear majority, faces cached): see CropCache.usable.
@@ -105,24 +80,25 @@ def evaluate_triplets(model, view: dict, triplets, cache: CropCache, device, cal
     faces = list(dict.fromkeys(f for t in triplets for f in t.faces))
     row = {f: i for i, f in enumerate(faces)}
     index = np.array([[row[f] for f in t.faces] for t in triplets], dtype=np.int64).reshape(-1, 3)
-    z = face_features(model, view, faces, cache, device, workers=workers)
+    dataset = Faces(faces, cache, eval_transform(view.input_size, view.grey))
+    z = dataset_features(model, dataset, view, device, workers=workers)
     logits = triplet_logits(model, z, index, device)
     odd = np.array([t.majority for t in triplets], dtype=np.int64)
     kinds = [t.kind for t in triplets]
-    result = {"triplet_accuracy": accuracy_by_type(odd_by_pair_head(logits), odd, kinds),
+    report = {"triplet_accuracy": accuracy_by_type(odd_one_out(logits), odd, kinds),
               "triplet_accuracy_embedding": accuracy_by_type(odd_by_embedding(z, index), odd, kinds)}
     if calibration is not None and len(triplets):
-        result["thesis_pairs"] = thesis_pair_view(logits, odd, calibration)
-    return result, logits, odd
+        report["thesis_pairs"] = thesis_pair_view(logits, odd, calibration)
+    return TripletScores(report, logits, odd)
 
 
-def score_file(model, view: dict, csv_path, cache: CropCache, device, calibration,
+def score_file(model, view: View, csv_path, cache: CropCache, device, calibration,
                min_agreement: int = 0, workers: int = 0) -> dict:
     """evaluate_triplets on an FEC CSV, with how many of its triplets could be scored."""
     triplets, report = read_triplets(csv_path)
     clear = [t for t in triplets if t.majority is not None and t.agreement >= min_agreement]
     usable = cache.usable(clear, min_agreement)
-    result, _, _ = evaluate_triplets(model, view, usable, cache, device, calibration, workers=workers)
+    result = evaluate_triplets(model, view, usable, cache, device, calibration, workers).report
     result["counts"] = {"listed": len(triplets), "malformed_rows": report.skipped,
                         "clear_majority": len(clear), "evaluated": len(usable)}
     return result
