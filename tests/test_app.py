@@ -23,6 +23,8 @@ from fecsim import ExpressionComparer, app
 from fecsim.app import build_demo, launch
 from fecsim.flags import export_flags, read_flags
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -21,6 +21,8 @@ from fecsim import ExpressionComparer
 from fecsim.app import build_demo, launch
 from fecsim.flags import read_flags
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TIMEOUT_MS = 120_000

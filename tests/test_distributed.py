@@ -13,6 +13,8 @@ from fec_testdata import face, make_cache, row, write_csv
 from fecsim import ExpressionComparer
 from fecsim.fec.download import crop_path
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 TYPES = ("ONE_CLASS_TRIPLET", "TWO_CLASS_TRIPLET", "THREE_CLASS_TRIPLET")
 

@@ -91,6 +91,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_kill_during_flagging_never_leaves_a_half_written_flag(astronaut_jpg, tmp_path):
     """SIGKILL a process that flags in a loop, at several moments: every flag on disk is whole."""
     folder = tmp_path / "flagged"

@@ -13,6 +13,8 @@ from fecsim import ExpressionComparer
 from fecsim.errors import FecsimError
 from fecsim.images import load_image
 
+pytestmark = pytest.mark.slow
+
 CASES = 6000          # 2,000 per format: about 2 s
 COMPARED = 40         # of those that decode, through face detection and the model
 

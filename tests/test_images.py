@@ -177,6 +177,7 @@ print(image.size, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) 
 """
 
 
+@pytest.mark.slow
 def test_a_sixteen_bit_photo_under_the_limits_decodes_in_bounded_memory(tmp_path):
     # 175 KB on disk, 79 megapixels of 16-bit grey: once peaked at 1.4 GB above the baseline.
     import subprocess

@@ -12,6 +12,8 @@ from fecsim.model import ModelConfig, SiameseResNet18
 
 from conftest import TINY_META
 
+pytestmark = pytest.mark.slow
+
 
 def faces(n, seed):
     """Face-like inputs: smooth grey blobs, the same in all three channels."""

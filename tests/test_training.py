@@ -71,12 +71,14 @@ def test_loss_falls(folders, tmp_path):
     assert len(losses) == 4 and losses[-1] < 0.7 * losses[0], losses
 
 
+@pytest.mark.slow
 def test_a_run_resumes_where_it_stopped(folders, tmp_path):
     first = small_run(folders, tmp_path / "run", epochs=1)
     both = small_run(folders, tmp_path / "run", epochs=2)   # a fresh model, resumed from last.pt
     assert [h["epoch"] for h in both] == [1, 2] and both[0] == first[0]
 
 
+@pytest.mark.slow
 def test_train_py_end_to_end_with_extra_pairs(folders, tmp_path):
     crops = tmp_path / "crops"
     crops.mkdir()
@@ -110,6 +112,7 @@ def test_train_py_end_to_end_with_extra_pairs(folders, tmp_path):
         r.probability, abs=0.05)
 
 
+@pytest.mark.slow
 def test_unknown_setting_is_refused():
     result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--no_such_thing=1"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -131,6 +134,7 @@ def trained(folders, tmp_path_factory):
     return run / "fecsim.safetensors"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("setting, named", [
     ("--grey=ture", "grey"), ("--int8=no_thanks", "int8"), ("--epochs=1.5", "epochs"),
     ("--lr=fast", "lr")])
@@ -142,6 +146,7 @@ def test_a_mistyped_value_is_refused_naming_the_setting(setting, named, tmp_path
     assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_an_existing_file_outside_out_dir_is_not_replaced_without_overwrite(folders, tmp_path):
     export = tmp_path / "kept.safetensors"
     export.write_bytes(b"someone's model")
@@ -150,6 +155,7 @@ def test_an_existing_file_outside_out_dir_is_not_replaced_without_overwrite(fold
     assert export.read_bytes() == b"someone's model" and not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_train_py_fine_tunes_from_a_checkpoint(folders, trained, tmp_path):
     parent = trained
     child = tmp_path / "child.safetensors"
@@ -187,6 +193,7 @@ def test_loss_falls_with_batches_augmented_on_the_device(folders, tmp_path):
     assert losses[-1] < 0.7 * losses[0], losses
 
 
+@pytest.mark.slow
 def test_train_py_with_device_augmentation(folders, tmp_path):
     export = tmp_path / "model.safetensors"
     result = run_train(folders, "--augment=device", f"--out_dir={tmp_path / 'run'}",
@@ -201,6 +208,7 @@ def test_train_py_with_device_augmentation(folders, tmp_path):
     assert refused.returncode != 0 and "augment='device'" in refused.stderr
 
 
+@pytest.mark.slow
 def test_train_py_averages_checkpoints_into_a_soup(folders, tmp_path):
     a, b, soup = (tmp_path / f"{n}.safetensors" for n in ("a", "b", "soup"))
     for path, seed in ((a, 0), (b, 1)):
@@ -228,6 +236,7 @@ def test_train_py_averages_checkpoints_into_a_soup(folders, tmp_path):
     assert misfit.returncode != 0 and "cannot be averaged" in misfit.stderr
 
 
+@pytest.mark.slow
 def test_train_py_distils_from_a_teacher(folders, trained, tmp_path):
     teacher = trained
     student = tmp_path / "student.safetensors"

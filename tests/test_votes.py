@@ -150,6 +150,7 @@ def test_clear_majority_and_graded_triplets(vote_folders):
         assert np.argmax(a) + 1 == odd and sorted(a)[2] - sorted(a)[1] >= 0.3
 
 
+@pytest.mark.slow
 def test_train_py_on_vote_folders_calibrates_to_rater_agreement(vote_folders, tmp_path):
     export = tmp_path / "votes.safetensors"
     done = subprocess.run(
@@ -171,6 +172,7 @@ def test_train_py_on_vote_folders_calibrates_to_rater_agreement(vote_folders, tm
     assert 0 <= test["graded_triplets"]["accuracy"] <= 1 and test["dropped_unreadable"] == 4
 
 
+@pytest.mark.slow
 def test_robustness_scores_every_condition_through_the_app_path(vote_folders, random_checkpoint):
     from fecsim import ExpressionComparer
     from fecsim.robustness import CONDITIONS, evaluate_robustness
