@@ -21,12 +21,11 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client import Client, handle_file
 
-from fecsim import checkpoint  # noqa: E402
-from fecsim.app import CONCURRENCY, build_demo  # noqa: E402
+from fecsim import checkpoint
+from fecsim.app import CONCURRENCY, build_demo
 
 PAIR = sorted((ROOT / "examples" / "pairs" / "1-astronaut-and-mirror").glob("*.jpg"))
 

@@ -9,17 +9,14 @@
 Targets on 2 CPU cores: pair p50 <= 70 ms, >= 200 faces/s, 30 photos ranked in < 5 s.
 """
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fecsim import ExpressionComparer  # noqa: E402
-from fecsim.training import batch_loss  # noqa: E402
+from fecsim import ExpressionComparer
+from fecsim.training import batch_loss
 
 
 def main():

@@ -10,7 +10,6 @@ face. Target on 2 CPU cores: at least 8 frames/s.
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,8 +19,7 @@ from PIL import Image
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fecsim import app  # noqa: E402
+from fecsim import app
 
 
 def moving_face_frames(n: int, size=(640, 480)) -> list[np.ndarray]:

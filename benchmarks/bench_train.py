@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,14 +19,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fecsim.data import train_transform  # noqa: E402
-from fecsim.fec.datasets import CropCache, TripletFaces  # noqa: E402
-from fecsim.fec.download import SETTINGS, crop_path  # noqa: E402
-from fecsim.fec.loss import triplet_and_pair_loss  # noqa: E402
-from fecsim.fec.reader import FaceRef, Triplet  # noqa: E402
-from fecsim.model import SiameseResNet18  # noqa: E402
-from fecsim.training import autocast, pick_device  # noqa: E402
+from fecsim.data import train_transform
+from fecsim.fec.datasets import CropCache, TripletFaces
+from fecsim.fec.download import SETTINGS, crop_path
+from fecsim.fec.loss import triplet_and_pair_loss
+from fecsim.fec.reader import FaceRef, Triplet
+from fecsim.model import SiameseResNet18
+from fecsim.training import autocast, pick_device
 
 EPOCH_TRIPLETS = 500_000
 TARGET_SECONDS = 600

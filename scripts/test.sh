@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up a virtual environment with the test dependencies and run the whole test suite.
+# Set up a virtual environment with the test dependencies and run the whole test suite
+# (add -m "not slow" for the fast tier).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_DISABLE_TELEMETRY=1
@@ -9,5 +10,5 @@ if ! command -v chromium >/dev/null; then
     echo "warning: could not install chromium; browser tests will be skipped" >&2
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q -r requirements-dev.txt
+.venv/bin/pip install -q -r requirements-dev.txt -e .   # fecsim importable from anywhere (benchmarks)
 .venv/bin/python -m pytest -q "$@"
