@@ -239,7 +239,7 @@ def main():
         meta = export_run(model, source, view, export, dev, training, int8=int8)
         (Path(out_dir) / "metrics.json").write_text(json.dumps(meta.metrics, indent=2))
         print(f"exported {export} ({Path(export).stat().st_size / 1e6:.1f} MB)")
-        print(source.report(meta.metrics))
+        print(source.summary(meta.metrics))
     cleanup_distributed()
 
 

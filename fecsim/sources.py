@@ -136,7 +136,7 @@ class Folders:
             data["validation_min_agreement"] = s.min_agreement
         return data
 
-    def report(self, metrics: dict) -> str:
+    def summary(self, metrics: dict) -> str:
         return json.dumps({k: v for k, v in metrics.get("test", {}).items()
                            if k != "reliability"}, indent=2)
 

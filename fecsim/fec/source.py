@@ -115,5 +115,5 @@ class FecTriplets:
                 "train_triplets": len(self.train), "val_triplets": len(self.val),
                 "dropped_sharing_val_faces": self.dropped}
 
-    def report(self, metrics: dict) -> str:
+    def summary(self, metrics: dict) -> str:
         return format_report(metrics["fec_test"]) if "fec_test" in metrics else ""
