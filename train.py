@@ -88,6 +88,8 @@ zoom = 0.9                            # evaluation and inference see the central
 int8 = True                           # labelled folders: also export NAME.int8.onnx, the encoder
                                       # quantized for CPU inference (about 2x faster, same AUC), and
                                       # calibrate and score with it, as CPU users will run it
+align_faces = True                    # inference turns a detected face so its eyes are level (FER's
+                                      # faces are upright already; recorded as face.align)
 face_margin = -0.04                   # detected box widened (<0: narrowed) by this share per side;
                                       # FER2013's crops are tighter than MTCNN's box: measured with
                                       # python -m scripts.check_framing <data>/val (model card)
@@ -381,7 +383,8 @@ else:
     calibration = evaluate.calibrate(model, z, torch.as_tensor(cal_labels).numpy(), val_pairs,
                                      eval_seed, dev, None if votes is None else votes.numpy())
     meta = {
-        **view, "face": {"margin": face_margin, "square": True, "source_size": 48 if grey else None},
+        **view, "face": {"margin": face_margin, "square": True, "source_size": 48 if grey else None,
+                 "align": align_faces},
         "calibration": calibration, "training": training,
         **({"int8": {"file": encoder.path.name, "sha256": encoder.sha256,
                      "calibration_faces": len(faces)}} if int8 else {}),
