@@ -91,6 +91,8 @@ zoom = 0.9                            # evaluation and inference see the central
 int8 = True                           # labelled folders: also export NAME.int8.onnx, the encoder
                                       # quantized for CPU inference (about 2x faster, same AUC), and
                                       # calibrate and score with it, as CPU users will run it
+align_faces = True                    # inference turns a detected face so its eyes are level (FER's
+                                      # faces are upright already; recorded as face.align)
 face_margin = -0.04                   # detected box widened (<0: narrowed) by this share per side;
                                       # FER2013's crops are tighter than MTCNN's box: measured with
                                       # python -m scripts.check_framing <data>/val (model card)

@@ -126,6 +126,7 @@ def _meta_problem(meta: dict) -> str:
               ("face", False, lambda v: isinstance(v, dict), "an object"),
               ("face.margin", False, lambda v: number(v) and -0.5 < v < 2, "a number in (-0.5, 2)"),
               ("face.square", False, lambda v: isinstance(v, bool), "true or false"),
+              ("face.align", False, lambda v: isinstance(v, bool), "true or false"),
               ("face.source_size", False, lambda v: v is None or whole(v, 1, 4096),
                "null or a whole number of pixels"),
               ("int8", False, lambda v: isinstance(v, dict), "an object"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -28,6 +29,16 @@ MIN_FACE_FRACTION = 0.08  # faces narrower than this share of the photo's longer
 MIN_FACE_PROB = 0.9      # below this MTCNN's candidates are mostly not faces
 MIN_FACE_SIDE = 20       # the smallest face MTCNN is asked for (its own default): a photo
                          # narrower than this cannot hold one
+
+
+class Detection(NamedTuple):
+    """A face MTCNN found, in pixels of the photo it searched."""
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    probability: float
+    eyes: tuple   # (left x, left y, right x, right y): the eye landmarks, left as the photo shows
 
 
 @dataclass
@@ -112,8 +123,8 @@ class FaceCropper:
         self.margin = view.face.margin
         self._local = threading.local()   # one MTCNN per thread: detect() sets min_face_size
 
-    def detect(self, image: Image.Image) -> list[tuple]:
-        """Face boxes (x0, y0, x1, y1, probability), largest first."""
+    def detect(self, image: Image.Image) -> list[Detection]:
+        """Faces found, largest first; each indexes as (x0, y0, x1, y1, probability, eyes)."""
         if min(image.size) < MIN_FACE_SIDE:
             return []
         mtcnn = getattr(self._local, "mtcnn", None)
@@ -128,13 +139,15 @@ class FaceCropper:
         small = image.resize((round(image.width * scale), round(image.height * scale)),
                              Image.BILINEAR) if scale < 1 else image
         mtcnn.min_face_size = min_face_size(small.size)
-        boxes, probs = mtcnn.detect(small)
+        boxes, probs, points = mtcnn.detect(small, landmarks=True)
         if boxes is None:
             return []
         # facenet-pytorch 2.5.3 may hand back object-dtype arrays: make them plain floats.
         boxes = np.asarray([np.asarray(b, dtype=np.float64) for b in boxes]) / scale
+        points = np.asarray([np.asarray(p, dtype=np.float64) for p in points]) / scale
         probs = np.asarray(probs, dtype=np.float64)
-        found = [(*map(float, b), float(p)) for b, p in zip(boxes, probs) if p >= MIN_FACE_PROB]
+        found = [Detection(*map(float, b), float(p), tuple(map(float, eyes[:2].ravel())))
+                 for b, p, eyes in zip(boxes, probs, points) if p >= MIN_FACE_PROB]
         return sorted(found, key=lambda f: (f[2] - f[0]) * (f[3] - f[1]), reverse=True)
 
     def __call__(self, source, box=None, normalized_box=None, assume_cropped: bool = False) -> Face:
@@ -157,19 +170,33 @@ class FaceCropper:
                                   f"{MIN_FACE_FRACTION:.0%} of the photo are skipped: crop the "
                                   "photo or give the face's box)")
             box = found[0][:4]
-        return Face(self.crop(image, box), tuple(round(v, 1) for v in box), image,
+        eyes = found[0].eyes if found else None
+        return Face(self.crop(image, box, eyes), tuple(round(v, 1) for v in box), image,
                     [tuple(round(v, 1) for v in f[:4]) for f in found])
 
-    def crop(self, image: Image.Image, box) -> Image.Image:
-        """Square crop around the box, widened by the margin (outside the photo pads black)."""
+    def crop(self, image: Image.Image, box, eyes=None) -> Image.Image:
+        """Square crop around the box, widened by the margin (outside the photo pads black).
+        With eyes (a detection's landmarks) and align on, the face is first turned about the
+        box's centre so that its eyes are level, as they are in nearly all training faces."""
         x0, y0, x1, y1 = box
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         w, h = x1 - x0, y1 - y0
         if self.view.face.square:
             w = h = max(w, h)
         w, h = w * (1 + 2 * self.margin), h * (1 + 2 * self.margin)
-        region = (round(cx - w / 2), round(cy - h / 2), round(cx + w / 2), round(cy + h / 2))
-        return self._finish(image.crop(region))
+        angle = 0.0
+        if eyes is not None and self.view.face.align:
+            left_x, left_y, right_x, right_y = eyes
+            angle = math.degrees(math.atan2(right_y - left_y, right_x - left_x))
+        if abs(angle) < 1:
+            region = (round(cx - w / 2), round(cy - h / 2), round(cx + w / 2), round(cy + h / 2))
+            return self._finish(image.crop(region))
+        # Turn a region around the face big enough for the crop's corners, then cut the crop.
+        half = math.ceil(max(w, h) * 0.75)
+        around = image.crop((round(cx) - half, round(cy) - half, round(cx) + half, round(cy) + half))
+        level = around.rotate(angle, resample=Image.BILINEAR)   # counter-clockwise, about the centre
+        return self._finish(level.crop((round(half - w / 2), round(half - h / 2),
+                                        round(half + w / 2), round(half + h / 2))))
 
     def _finish(self, face: Image.Image) -> Image.Image:
         if self.view.grey:

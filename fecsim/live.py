@@ -29,15 +29,17 @@ class FrameScore:
 
 
 def find_face(comparer: ExpressionComparer, image: Image.Image, near=None):
-    """The largest face box (x0, y0, x1, y1) in the image, looked for near `near` first."""
+    """The largest face in the image as (box, eyes) (faces.Detection's), looked for near the
+    box `near` first; None when there is none."""
     if near is not None:
         x0, y0, x1, y1 = near
         dx, dy = (x1 - x0) * TRACK_MARGIN, (y1 - y0) * TRACK_MARGIN
         region = (max(0, round(x0 - dx)), max(0, round(y0 - dy)),
                   min(image.width, round(x1 + dx)), min(image.height, round(y1 + dy)))
-        box = _detect_scaled(comparer, image.crop(region), TRACK_SIDE)
-        if box is not None:
-            return (box[0] + region[0], box[1] + region[1], box[2] + region[0], box[3] + region[1])
+        found = _detect_scaled(comparer, image.crop(region), TRACK_SIDE)
+        if found is not None:
+            return tuple(v + region[i % 2] for i, v in enumerate(found[0])), \
+                   tuple(v + region[i % 2] for i, v in enumerate(found[1]))
     return _detect_scaled(comparer, image, SEARCH_SIDE)
 
 
@@ -46,7 +48,9 @@ def _detect_scaled(comparer, image: Image.Image, side: int):
     small = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                          Image.BILINEAR) if scale < 1 else image
     found = comparer.cropper.detect(small)
-    return tuple(v / scale for v in found[0][:4]) if found else None
+    if not found:
+        return None
+    return tuple(v / scale for v in found[0][:4]), tuple(v / scale for v in found[0].eyes)
 
 
 @torch.no_grad()
@@ -58,9 +62,10 @@ def score_frame(comparer: ExpressionComparer, reference_z: torch.Tensor, frame,
     image = image.convert("RGB")
     # On the comparer's detection threads: one torch thread each, which for MTCNN's many small
     # ops is ~10x faster than the caller's threads fighting over the cores.
-    box = comparer.detect_pool.submit(find_face, comparer, image, near).result()
-    if box is None:
+    found = comparer.detect_pool.submit(find_face, comparer, image, near).result()
+    if found is None:
         return FrameScore(None, None, time.perf_counter() - start)
-    z = comparer.features([comparer.cropper.crop(image, box)])
+    box, eyes = found
+    z = comparer.features([comparer.cropper.crop(image, box, eyes)])
     p = float(comparer.pair_probabilities(reference_z, z)[0])
     return FrameScore(p, tuple(round(v, 1) for v in box), time.perf_counter() - start)

@@ -29,6 +29,7 @@ CONDITIONS = {
     "low_light": "40 % brightness with sensor noise",
     "mirror": "mirrored left-right",
     "tilt": "head tilted by 15 degrees",
+    "tilt_detected": "head tilted by 15 degrees, found by MTCNN as in 'detector'",
 }
 
 
@@ -39,7 +40,9 @@ def _photo(face: Image.Image) -> Image.Image:
 def condition_face(comparer, photo: Image.Image, condition: str, rng: np.random.Generator):
     """The crop the model sees of `photo` under `condition`; None when the detector finds nothing."""
     side = photo.width
-    if condition == "detector":
+    if condition in ("detector", "tilt_detected"):
+        if condition == "tilt_detected":
+            photo = photo.rotate(15, resample=Image.BILINEAR)
         canvas = Image.new("RGB", (2 * side, 2 * side), (128, 128, 128))
         canvas.paste(photo, (side // 2, side // 2))
         try:
@@ -98,7 +101,7 @@ def evaluate_robustness(comparer, root, n_faces=1000, n_pairs=1000, n_triplets=1
         s = score(comparer.model, z, labels, comparer.calibration, n_pairs, n_triplets, seed,
                   comparer.device)
         row = {k: s[k] for k in ("pair_auc", "pair_accuracy", "triplet_accuracy")}
-        if condition == "detector":
+        if condition in ("detector", "tilt_detected"):
             row["detected"] = round(1 - missed / len(crops), 4)
         result["conditions"][condition] = row
     clean = result["conditions"].get("clean")

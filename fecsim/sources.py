@@ -121,7 +121,8 @@ class Folders:
     def framing(self) -> Framing:
         """The face margin train.py is given, and the training faces' own size when they share
         one (a detected face goes through it, so detail and blur match them)."""
-        return Framing(self.s.face_margin, True, _common_size(self.root / "train"))
+        return Framing(self.s.face_margin, True, _common_size(self.root / "train"),
+                       self.s.align_faces)
 
     def record(self) -> dict:
         s = self.s

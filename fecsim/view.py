@@ -12,11 +12,13 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class Framing:
-    """How a face box becomes a crop: made square, widened by margin per side, and resized through
-    source_size px first (the training faces' own resolution) when that is set."""
+    """How a face box becomes a crop: made square, widened by margin per side, turned so the eyes
+    are level (align, for detected faces), and resized through source_size px first (the
+    training faces' own resolution) when that is set."""
     margin: float = 0.0
     square: bool = True
     source_size: int | None = None
+    align: bool = False
 
 
 @dataclass(frozen=True)
