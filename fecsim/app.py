@@ -72,7 +72,6 @@ RESULT_MAX_AGE = 3600         # seconds a result image (ours, and gradio's cache
                               # a public app's disk must not fill up with users' photos
 _last_sweep = 0.0
 _comparer: ExpressionComparer | None = None   # the one model, shared by every session
-_flag_dir: Path | None = None
 _errors: dict[str, str] = {}   # session -> its last error, until the page has shown it
 
 
@@ -344,7 +343,7 @@ def add_capture(frame, photos):
     return [*photos, str(path)]
 
 
-def download_flags(token: str):
+def download_flags(token: str, flag_dir):
     """All flags as one zip (the folders `python -m fecsim export-flags` reads). Needs the token
     set in the FECSIM_FLAGS_TOKEN environment variable; refused when it is unset or wrong."""
     expected = os.environ.get(FLAGS_TOKEN_VARIABLE, "")
@@ -354,7 +353,7 @@ def download_flags(token: str):
     if not hmac.compare_digest(str(token or "").encode(), expected.encode()):
         raise gr.Error("Wrong token.", title="Refused")
     out = Path(tempfile.mkdtemp(prefix="fecsim-flags-")) / "flagged.zip"
-    zip_flags(_flag_dir, out)
+    zip_flags(flag_dir, out)
     return str(out)
 
 
@@ -362,12 +361,12 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
                concurrency: int = CONCURRENCY) -> gr.Blocks:
     """The whole page. checkpoint_path None means the shipped model; flag_dir None means
     /data/flagged on persistent storage, else flagged/."""
-    global _comparer, _flag_dir
+    global _comparer
     # Loaded on the CPU: CUDA is only touched inside the spaces.GPU functions.
     _comparer = comparer or ExpressionComparer.load(checkpoint_path or checkpoint.SHIPPED,
                                                     device="cpu")
-    _flag_dir = Path(flag_dir) if flag_dir is not None else default_flag_dir()
-    logger = PairFlagLogger(_flag_dir)
+    flag_dir = Path(flag_dir) if flag_dir is not None else default_flag_dir()
+    logger = PairFlagLogger(flag_dir)
 
     with gr.Blocks(title="fecsim: same facial expression?",
                    delete_cache=(RESULT_MAX_AGE // 6, RESULT_MAX_AGE)) as demo:
@@ -419,7 +418,7 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
                 details = gr.JSON(label="Details")
             last = gr.State(None)
             with gr.Group(visible=False) as flag_panel:
-                gr.Markdown(f"**Wrong answer?** {_storage_note(_flag_dir)}")
+                gr.Markdown(f"**Wrong answer?** {_storage_note(flag_dir)}")
                 with gr.Row():
                     right_answer = gr.Radio([SAME, DIFFERENT], label="The right answer",
                                             elem_id="right_answer")
@@ -584,7 +583,11 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
         rank_event.success(lambda: "", None, rank_message, queue=False, api_visibility="private")
         rank_event.failure(_shown_error, None, rank_message, queue=False,
                            api_visibility="private")
-        download_button.click(download_flags, token, flags_zip, api_name="download_flags")
+        def download(token):
+            """All flags as one zip; needs the server's FECSIM_FLAGS_TOKEN."""
+            return download_flags(token, flag_dir)   # this demo's own folder
+
+        download_button.click(download, token, flags_zip, api_name="download_flags")
 
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_SIZE)
     return demo
