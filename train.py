@@ -5,7 +5,7 @@
     python train.py --epochs=1 --out_dir=runs/quick  # a short run (runs/quick/fecsim.safetensors)
     python train.py --preset=thesis                  # the 2023 thesis configuration (needs a network)
     python train.py --extra_pairs=flags.csv          # mix in labelled pairs (e.g. exported app flags)
-    python train.py --init_from=checkpoints/fecsim-fer2013.safetensors --extra_pairs=flags.csv \
+    python train.py --init_from=checkpoints/fecsim-ferplus.safetensors --extra_pairs=flags.csv \
         --epochs=5 --lr=3e-4 --out_dir=runs/flags    # fine-tune the shipped model on them
     python train.py --init_from=A.safetensors,B.safetensors --epochs=0 \
         --out_dir=runs/soup                          # average fine-tunes of one model (a model soup)

@@ -17,7 +17,7 @@ from .model import ModelConfig, SiameseResNet18
 from .view import View
 
 FORMAT = "fecsim-1"
-SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "fecsim-fer2013.safetensors"
+SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "fecsim-ferplus.safetensors"
 
 
 @dataclass
