@@ -82,15 +82,13 @@ init_from = ""                        # start from this fecsim checkpoint's weig
                                       # the shipped model on flagged pairs); its history is kept.
                                       # Several, comma-separated: from the mean of their weights
                                       # (fine-tunes of one parent; with epochs=0, just that mean)
-flip_average = True                   # average a face's features with its mirror image's: +0.005
-                                      # validation AUC at 64 px, the same answer for a mirrored photo,
-                                      # twice the inference cost (which int8 pays for)
+flip_average = True                   # average a face's features with its mirror image's: the same
+                                      # answer for a mirrored photo, at twice the inference cost
 zoom = 0.9                            # evaluation and inference see the central 0.9 of a face's side,
                                       # scaled up: training's random resized crops showed faces that
-                                      # much larger (FixRes); +0.002 validation AUC at no cost
+                                      # much larger (FixRes)
 int8 = True                           # labelled folders: also export NAME.int8.onnx, the encoder
-                                      # quantized for CPU inference (about 2x faster, same AUC), and
-                                      # calibrate and score with it, as CPU users will run it
+                                      # quantized for CPU inference, with its own calibration
 align_faces = True                    # inference turns a detected face so its eyes are level (FER's
                                       # faces are upright already; recorded as face.align)
 face_margin = -0.04                   # detected box widened (<0: narrowed) by this share per side;

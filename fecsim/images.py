@@ -136,7 +136,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         pixels = np.asarray(image)
         if pixels.max(initial=0) > 255:   # a 16-bit range: 65535 -> 255
-            # In the pixels' own type: float64 copies of a 79 MP photo once took 1.4 GB.
+            # In the pixels' own type: float64 copies of a large photo take gigabytes.
             pixels = pixels // 257 if pixels.dtype.kind in "iu" else pixels / np.float32(257)
         return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).convert("RGB")
     if image.mode == "P" and "transparency" in image.info:

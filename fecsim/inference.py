@@ -70,7 +70,7 @@ class ExpressionComparer:
     def __init__(self, model, meta: Metadata, path, device, int8: bool | None = None):
         self.model, self.meta, self.path = model, meta, Path(path)
         self.view = meta.view
-        # Channels-last convolutions run about 1.5x faster on CPU (oneDNN); same numbers otherwise.
+        # Channels-last convolutions run faster on CPU (oneDNN), with the same numbers.
         self.model.to(memory_format=torch.channels_last)
         self.int8 = int8
         self._cpu_encoder = None   # the int8 copy (or the model), built on the first move to the CPU

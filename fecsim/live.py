@@ -61,7 +61,7 @@ def score_frame(comparer: ExpressionComparer, reference_z: torch.Tensor, frame,
     image = frame if isinstance(frame, Image.Image) else Image.fromarray(np.asarray(frame))
     image = image.convert("RGB")
     # On the comparer's detection threads: one torch thread each, which for MTCNN's many small
-    # ops is ~10x faster than the caller's threads fighting over the cores.
+    # ops is far faster than the caller's threads fighting over the cores.
     found = comparer.detect_pool.submit(find_face, comparer, image, near).result()
     if found is None:
         return FrameScore(None, None, time.perf_counter() - start)
