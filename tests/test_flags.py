@@ -166,6 +166,7 @@ def test_flag_export_then_a_training_step_reads_them(flagged_result, tmp_path, m
     assert any(not torch.equal(p, q) for p, q in zip(before, model.parameters()))
 
 
+@pytest.mark.slow   # starts a process
 def test_module_command_line(flagged_result, tmp_path, capsys):
     flag_dir = tmp_path / "flagged"
     logger_for(flag_dir).flag(flagged_result, flag_option="different expression")

@@ -43,6 +43,7 @@ def test_runtime_requirements_leave_export_tools_to_training():
     assert "-r requirements-train.txt" in (ROOT / "requirements-dev.txt").read_text()
 
 
+@pytest.mark.slow   # starts a process (pip, against the package index)
 def test_requirements_resolve_from_wheels_for_the_declared_python(tmp_path):
     version = front_matter()["python_version"]
     run = subprocess.run(
