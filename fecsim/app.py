@@ -601,6 +601,11 @@ def launch(demo: gr.Blocks, host="127.0.0.1", port=7860, share=False, **kwargs):
 CSS = views.CSS + """
 #odd_answer * { font-size: 2rem !important; font-weight: 800; }
 .fecsim-crop img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
+/* Two expression lists side by side on a phone: small enough that the percentages stay in view. */
+@media (max-width: 480px) {
+  #expressions_a h2.output-class, #expressions_b h2.output-class { font-size: 1.25rem; }
+  #expressions_a dl.label, #expressions_b dl.label { font-size: 0.75rem; }
+}
 """
 
 
