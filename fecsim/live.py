@@ -37,9 +37,9 @@ def find_face(comparer: ExpressionComparer, image: Image.Image, near=None):
         region = (max(0, round(x0 - dx)), max(0, round(y0 - dy)),
                   min(image.width, round(x1 + dx)), min(image.height, round(y1 + dy)))
         found = _detect_scaled(comparer, image.crop(region), TRACK_SIDE)
-        if found is not None:
-            return tuple(v + region[i % 2] for i, v in enumerate(found[0])), \
-                   tuple(v + region[i % 2] for i, v in enumerate(found[1]))
+        if found is not None:   # box and eyes alike alternate x and y: shift both into the frame
+            box, eyes = (tuple(v + region[i % 2] for i, v in enumerate(xy)) for xy in found)
+            return box, eyes
     return _detect_scaled(comparer, image, SEARCH_SIDE)
 
 

@@ -83,7 +83,8 @@ def evaluate_robustness(comparer, root, n_faces=1000, n_pairs=1000, n_triplets=1
     faces = (clear_majority(split, CLEAR_VOTES, min_faces) if isinstance(split, VoteFolder)
              else list(range(len(split))))
     if len({split.targets[i] for i in faces}) < 2:
-        raise FecsimError(source=str(root), reason=f"fewer than two expressions with {min_faces} clear-majority faces")
+        raise FecsimError(source=str(root), reason=f"fewer than two expressions with {min_faces} "
+                                                   "clear-majority faces")
     rng = np.random.default_rng(seed)
     faces = sorted(rng.choice(faces, size=min(n_faces, len(faces)), replace=False).tolist())
     labels = np.asarray([split.targets[i] for i in faces])
@@ -93,9 +94,8 @@ def evaluate_robustness(comparer, root, n_faces=1000, n_pairs=1000, n_triplets=1
         rng = np.random.default_rng(seed + 1)   # the same draws for every model
         crops = [condition_face(comparer, p, condition, rng) for p in photos]
         missed = sum(c is None for c in crops)
-        if missed:
-            clean = [condition_face(comparer, p, "clean", rng) for p in photos]
-            crops = [c if c is not None else k for c, k in zip(crops, clean)]
+        crops = [c if c is not None else condition_face(comparer, p, "clean", rng)
+                 for c, p in zip(crops, photos)]
         with torch.no_grad():
             z = torch.cat([comparer.features(crops[i:i + 256]).cpu() for i in range(0, len(crops), 256)])
         s = score(comparer.model, z, labels, comparer.calibration, n_pairs, n_triplets, seed,
