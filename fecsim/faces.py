@@ -17,7 +17,8 @@ import torch
 from PIL import Image
 
 from .errors import BoxError, NoFaceError
-from .images import describe, load_image
+from .images import describe, load_reduced
+from .text import MAX_TEXT_INPUT, quoted
 from .view import View
 
 DETECT_MAX_SIDE = 400    # MTCNN runs on a copy at most this large (its cost grows with pixels;
@@ -45,13 +46,23 @@ class Detection(NamedTuple):
 class Face:
     crop: Image.Image                  # RGB image exactly as the model sees it
     box: tuple                         # (x0, y0, x1, y1) in pixels of the upright original
-    image: Image.Image                 # the upright RGB original
+    image: Image.Image | None          # the upright RGB photo, reduced to images.WORK_MAX_SIDE
+                                       # (None where only the crop is kept)
     found: list = field(default_factory=list)  # every detected box, largest first ([] if given)
+    scale: float = 1.0                 # pixels of the original per pixel of `image`
+
+    def on_image(self, box) -> tuple:
+        """A box in the original's pixels (as `box` and `found` are) in pixels of `image`."""
+        return tuple(v / self.scale for v in box)
 
     @property
     def others(self) -> int:
         """How many more faces were found besides the one used."""
         return max(len(self.found) - 1, 0)
+
+
+def _in_original(box, scale: float) -> tuple:
+    return tuple(round(v * scale, 1) for v in box)
 
 
 def fec_box_to_pixels(box, width: int, height: int) -> tuple:
@@ -64,13 +75,17 @@ def parse_box(text, name: str = "image"):
     """'x0 y0 x1 y1' in pixels (spaces or commas) -> a tuple of floats, or None when empty."""
     if text is None or not str(text).strip():
         return None
-    parts = str(text).replace(",", " ").split()
+    text = str(text)
+    if len(text) > MAX_TEXT_INPUT:   # refused unparsed, and not echoed whole
+        raise BoxError(source=name, reason=f"a box is four numbers x0, y0, x1, y1 in pixels (got "
+                       f"{len(text):,} characters)")
+    parts = text.replace(",", " ").split()
     try:
         box = tuple(float(p) for p in parts)
     except ValueError:
         box = ()
     if len(box) != 4:
-        raise BoxError(source=name, reason=f"a box is four numbers x0, y0, x1, y1 in pixels (got {text!r})")
+        raise BoxError(source=name, reason=f"a box is four numbers x0, y0, x1, y1 in pixels (got {quoted(text)})")
     return box
 
 
@@ -79,10 +94,10 @@ def parse_face_number(value, name: str = "image") -> int:
     largest; empty means 1). BoxError otherwise: 0, -5 or 1.7 must not quietly mean face 1."""
     try:
         number = float(value if value not in (None, "") else 1)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):   # OverflowError: a 400-digit int
         number = math.nan
     if not (math.isfinite(number) and number >= 1 and number.is_integer()):
-        raise BoxError(source=name, reason=f"the face number must be a whole number >= 1 (got {value!r})")
+        raise BoxError(source=name, reason=f"the face number must be a whole number >= 1 (got {quoted(value)})")
     return int(number)
 
 
@@ -152,17 +167,21 @@ class FaceCropper:
 
     def __call__(self, source, box=None, normalized_box=None, assume_cropped: bool = False) -> Face:
         name = describe(source)
-        image = load_image(source)
+        # Worked on reduced (a 50 MP photo decodes at a quarter size); boxes in and out are in
+        # pixels of the original.
+        image, scale = load_reduced(source)
+        width, height = round(image.width * scale), round(image.height * scale)
         found = []
         if assume_cropped:
-            return Face(self._finish(image), (0.0, 0.0, float(image.width), float(image.height)), image)
+            return Face(self._finish(image), (0.0, 0.0, float(width), float(height)), image,
+                        scale=scale)
         if normalized_box is not None:
-            box = fec_box_to_pixels(normalized_box, image.width, image.height)
+            box = fec_box_to_pixels(normalized_box, width, height)
         if box is not None:
-            box = check_box(box, image.width, image.height, name)
+            box = tuple(v / scale for v in check_box(box, width, height, name))
         else:
             if min(image.size) < MIN_FACE_SIDE:
-                raise NoFaceError(source=name, reason=f"{image.width}x{image.height} pixels is too small to "
+                raise NoFaceError(source=name, reason=f"{width}x{height} pixels is too small to "
                                   f"find a face in (faces need at least {MIN_FACE_SIDE} px)")
             found = self.detect(image)
             if not found:
@@ -171,8 +190,8 @@ class FaceCropper:
                                   "photo or give the face's box)")
             box = found[0][:4]
         eyes = found[0].eyes if found else None
-        return Face(self.crop(image, box, eyes), tuple(round(v, 1) for v in box), image,
-                    [tuple(round(v, 1) for v in f[:4]) for f in found])
+        return Face(self.crop(image, box, eyes), _in_original(box, scale), image,
+                    [_in_original(f[:4], scale) for f in found], scale)
 
     def crop(self, image: Image.Image, box, eyes=None) -> Image.Image:
         """Square crop around the box, widened by the margin (outside the photo pads black).

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +62,7 @@ class TripletResult:
 class RankedPhoto:
     source: object            # what was given (a path, an image)
     probability: float | None  # calibrated P(same expression as the reference); None: error
-    face: Face | None
+    face: Face | None         # its crop and boxes (face.image is None: not kept)
     error: str | None = None  # why this photo could not be scored (no face, not an image)
 
 
@@ -184,11 +184,11 @@ class ExpressionComparer:
         """Photos ranked by P(same expression as the reference), best first: "who copied it
         best?". A photo that cannot be scored (no face, not an image) is listed last with its
         error instead of stopping the ranking; a bad reference raises."""
-        reference_face = self.face(reference, assume_cropped=assume_cropped)
+        reference_face = replace(self.face(reference, assume_cropped=assume_cropped), image=None)
 
         def face_or_error(source):
-            try:
-                return self.face(source, assume_cropped=assume_cropped)
+            try:   # only the crop and boxes are kept: sixty photos must not stay in memory
+                return replace(self.face(source, assume_cropped=assume_cropped), image=None)
             except FecsimError as exc:
                 return exc
 

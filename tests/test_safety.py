@@ -1,0 +1,104 @@
+"""Issue 18, the safety of a public app: each case found by probing it as an attacker and as a
+careless user would, outside the web layer (images, faces, text, uploads, retention, flags,
+checkpoints, the CLI's CSV handling). The web app's own cases are in tests/test_app.py."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fecsim import ExpressionComparer
+from fecsim.errors import BoxError, ImageError
+from fecsim.faces import parse_box, parse_face_number
+from fecsim.images import (WORK_MAX_SIDE, check_request_pixels, load_image, load_reduced,
+                           request_pixels)
+from fecsim.text import bounded, spreadsheet_safe
+
+
+@pytest.fixture(scope="module")
+def comparer(random_checkpoint):
+    return ExpressionComparer.load(random_checkpoint, device="cpu")
+
+
+# Memory bounded by design ---------------------------------------------------------------------
+
+def test_a_palette_png_with_transparency_is_capped_on_the_rgba_it_decodes_to(tmp_path):
+    # 72 MP: 72 MB as a palette, 288 MB as the RGBA it is turned into: over the 256 MB cap.
+    path = tmp_path / "palette.png"
+    Image.new("P", (9000, 8000), 0).save(path, transparency=0)
+    with pytest.raises(ImageError, match=r"9000x8000 P would take 288 MB decoded"):
+        load_image(path)
+
+
+def test_a_large_jpeg_is_decoded_reduced_and_its_boxes_stay_in_original_pixels(
+        tmp_path, astronaut, comparer):
+    small = tmp_path / "small.jpg"
+    big = tmp_path / "big.jpg"
+    Image.fromarray(astronaut).save(small, quality=95)
+    Image.fromarray(astronaut).resize((6144, 6144), Image.BICUBIC).save(big, quality=90)
+    image, scale = load_reduced(big)
+    assert max(image.size) <= WORK_MAX_SIDE and scale == pytest.approx(6144 / image.width)
+    face_small, face_big = comparer.face(small), comparer.face(big)
+    assert face_big.image.size == image.size and face_big.scale == pytest.approx(scale)
+    # The same face, found in the reduced copy, reported in the 6144 px original's pixels.
+    assert np.allclose(np.array(face_big.box) / 12, face_small.box, atol=6)
+    assert np.allclose(face_big.on_image(face_big.box), np.array(face_big.box) / scale)
+    # A box typed in the original's pixels means the same face.
+    boxed = comparer.face(big, box=tuple(v * 12 for v in face_small.box))
+    assert np.allclose(boxed.box, np.array(face_small.box) * 12, atol=1)
+
+
+def test_a_rotated_large_jpeg_keeps_its_orientation_and_scale(tmp_path, astronaut):
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6   # stored sideways: turn 90 degrees clockwise to view
+    Image.fromarray(astronaut).resize((6000, 3000)).save(path, exif=exif)
+    image, scale = load_reduced(path)
+    assert image.height > image.width and max(image.size) <= WORK_MAX_SIDE
+    assert scale == pytest.approx(3000 / image.width)
+
+
+def test_ranking_keeps_only_crops_and_boxes(comparer, astronaut_jpg, no_face_jpg):
+    ranked = comparer.rank(astronaut_jpg, [astronaut_jpg, no_face_jpg, astronaut_jpg])
+    faces = [r.face for r in ranked if r.face is not None]
+    assert len(faces) == 2 and all(f.image is None and f.crop is not None for f in faces)
+
+
+def test_one_request_is_capped_in_total_pixels(tmp_path):
+    path = tmp_path / "header.png"
+    Image.new("L", (4000, 3000)).save(path)   # 12 MP by its header
+    assert request_pixels([path, path, tmp_path / "missing.png", b"not an image"]) == 24_000_000
+    check_request_pixels([path] * 5, limit=60_000_000)
+    with pytest.raises(ImageError, match="72 million pixels together, over the limit of 60"):
+        check_request_pixels([path] * 6, limit=60_000_000)
+
+
+# Every failure a message, every echo bounded ---------------------------------------------------
+
+def test_a_file_name_over_255_characters_is_an_image_error(tmp_path):
+    with pytest.raises(ImageError, match="cannot open it") as caught:
+        load_image(tmp_path / ("x" * 300 + ".jpg"))
+    assert len(str(caught.value)) < 500   # the name itself is cut
+
+
+def test_a_twenty_megabyte_box_is_refused_without_echoing_it():
+    with pytest.raises(BoxError) as caught:
+        parse_box("1 " * 10_000_000, "Image A")
+    assert len(str(caught.value)) < 200 and "20,000,000 characters" in str(caught.value)
+    with pytest.raises(BoxError) as caught:
+        parse_box("<b>" + "x" * 150, "Image A")
+    assert len(str(caught.value)) < 250
+
+
+@pytest.mark.parametrize("value", [10 ** 400, 10 ** 5000, "9" * 400], ids=["400 digits", "5000 digits", "a 400-digit string"])
+def test_a_huge_face_number_is_a_box_error_with_a_short_message(value):
+    with pytest.raises(BoxError, match="whole number >= 1") as caught:
+        parse_face_number(value, "Image A")
+    assert len(str(caught.value)) < 250
+
+
+def test_bounded_and_spreadsheet_safe():
+    assert bounded("abc") == "abc"
+    assert bounded("x" * 1000, 10) == "xxxxxxxxxx... (1,000 characters)"
+    assert [spreadsheet_safe(v) for v in ("=1+1", "+3", "-2", "@SUM(A1)", "a.jpg", 0.5)] == \
+        ["'=1+1", "'+3", "'-2", "'@SUM(A1)", "a.jpg", 0.5]
