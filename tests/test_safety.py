@@ -102,3 +102,67 @@ def test_bounded_and_spreadsheet_safe():
     assert bounded("x" * 1000, 10) == "xxxxxxxxxx... (1,000 characters)"
     assert [spreadsheet_safe(v) for v in ("=1+1", "+3", "-2", "@SUM(A1)", "a.jpg", 0.5)] == \
         ["'=1+1", "'+3", "'-2", "'@SUM(A1)", "a.jpg", 0.5]
+
+
+# Only this app's own files --------------------------------------------------------------------
+
+def file_data(path, meta=True):
+    return {"path": str(path), **({"meta": {"_type": "gradio.FileData"}} if meta else {})}
+
+
+def test_only_files_under_the_apps_folders_are_taken(tmp_path):
+    from fecsim.uploads import REFUSED, Uploads
+    cache, elsewhere = tmp_path / "cache", tmp_path / "server"
+    (cache / "abc").mkdir(parents=True)
+    elsewhere.mkdir()
+    uploaded, secret = cache / "abc" / "face.jpg", elsewhere / "secret.jpg"
+    uploaded.write_bytes(b"x")
+    secret.write_bytes(b"x")
+    (cache / "link.jpg").symlink_to(secret)
+    uploads = Uploads(cache)
+    assert uploads.path(file_data(uploaded), "Image A") == str(uploaded)
+    assert uploads.path(str(uploaded), "Image A") == str(uploaded)
+    assert uploads.path(None, "Image A") is None
+    refusals = set()
+    for value in (file_data(uploaded, meta=False),               # gradio never checked it
+                  file_data(secret), str(secret), file_data(elsewhere / "missing.jpg"),
+                  file_data(cache / ".." / "server" / "secret.jpg"),
+                  file_data(cache / "link.jpg"),                 # a link out of the cache
+                  {"path": str(uploaded), "meta": {"_type": "other"}}, {"path": 5}, 7,
+                  file_data("/etc/passwd"), file_data("/nonexistent/x.jpg"), "a\0b"):
+        with pytest.raises(ImageError) as caught:
+            uploads.path(value, "Image A")
+        refusals.add(str(caught.value))
+    # One refusal for all: an existing file and a missing one cannot be told apart.
+    assert refusals == {f"Image A: {REFUSED}"}
+
+
+# Photos gone when promised --------------------------------------------------------------------
+
+def written(path, age=0.0):
+    """A file at path, last changed `age` seconds ago."""
+    import os
+    import time
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    os.utime(path, (time.time() - age, time.time() - age))
+    return path
+
+
+def test_the_sweep_reaches_into_folders_and_spares_what_is_young(tmp_path):
+    import os
+    from fecsim.retention import Sweeper, sweep
+    written(tmp_path / "capture-abc" / "capture-1.jpg", 7200)   # a photo captured into the set
+    written(tmp_path / "deep" / "er" / "old.png", 7200)
+    young = written(tmp_path / "deep" / "young.png")
+    outside = written(tmp_path.parent / f"{tmp_path.name}-outside.jpg", 7200)
+    (tmp_path / "link").symlink_to(outside)
+    os.utime(tmp_path / "link", (1, 1), follow_symlinks=False)
+    assert sweep(tmp_path, 3600) == 3
+    assert not (tmp_path / "capture-abc").exists() and not (tmp_path / "deep" / "er").exists()
+    assert young.exists() and outside.exists()   # the link went, never what it pointed to
+    assert not os.path.lexists(tmp_path / "link")
+    sweeper = Sweeper([tmp_path], 3600, every=600)
+    os.utime(young, (1, 1))
+    assert sweeper.now() == 1 and sweeper.maybe() == 0   # not again within `every`
+    outside.unlink()
