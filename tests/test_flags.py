@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from fecsim import ExpressionComparer
+from fecsim.errors import FecsimError
 from fecsim.data import PairsCSV, train_transform
 from fecsim.flags import TMP_MAX_AGE, PairFlagLogger, export_flags, main, read_flags
 from fecsim.model import ModelConfig, SiameseResNet18
@@ -39,9 +40,9 @@ def logger_for(folder) -> PairFlagLogger:
 
 
 def test_a_flag_stores_everything(flagged_result, tmp_path):
-    count = logger_for(tmp_path).flag(flagged_result, flag_option="same expression")
-    assert count == 1
+    flag_id = logger_for(tmp_path).flag(flagged_result, flag_option="same expression", consent=True)
     (flag,) = read_flags(tmp_path)
+    assert flag["flag_id"] == flag_id
     result = flagged_result[4]
     assert flag["same"] == 1 and flag["user_answer"] == "same expression"
     assert flag["model_probability"] == result["probability"]
@@ -50,28 +51,29 @@ def test_a_flag_stores_everything(flagged_result, tmp_path):
     assert flag["checkpoint_sha256"] == result["checkpoint_sha256"]
     assert flag["timestamp"]
     folder = flag["dir"]
-    assert (folder / flag["files"]["original_a"]).read_bytes() == Path(flagged_result[0]).read_bytes()
-    assert (folder / flag["files"]["original_b"]).read_bytes() == Path(flagged_result[1]).read_bytes()
+    for key, given in (("original_a", flagged_result[0]), ("original_b", flagged_result[1])):
+        stored = np.asarray(Image.open(folder / flag["files"][key]).convert("RGB"), np.int16)
+        assert np.abs(stored - np.asarray(Image.open(given).convert("RGB"))).mean() < 2
     crop = Image.open(folder / flag["files"]["crop_a"])
     assert np.array_equal(np.asarray(crop), np.asarray(flagged_result[2]))
 
 
 def test_a_wrong_answer_value_is_refused(flagged_result, tmp_path):
     with pytest.raises(ValueError, match="right answer"):
-        logger_for(tmp_path).flag(flagged_result, flag_option="maybe")
+        logger_for(tmp_path).flag(flagged_result, flag_option="maybe", consent=True)
     assert read_flags(tmp_path) == [] and list(tmp_path.iterdir()) == []
 
 
 def test_a_failure_mid_flag_leaves_nothing_and_keeps_earlier_flags(flagged_result, tmp_path,
                                                                    monkeypatch):
     logger = logger_for(tmp_path)
-    logger.flag(flagged_result, flag_option="same expression")
+    logger.flag(flagged_result, flag_option="same expression", consent=True)
 
     def broken_rename(*_):
         raise OSError("disk gone")
     monkeypatch.setattr(os, "rename", broken_rename)
-    with pytest.raises(OSError, match="disk gone"):
-        logger.flag(flagged_result, flag_option="different expression")
+    with pytest.raises(FecsimError, match="nothing was stored: .*disk gone"):
+        logger.flag(flagged_result, flag_option="different expression", consent=True)
     monkeypatch.undo()
     assert [f["user_answer"] for f in read_flags(tmp_path)] == ["same expression"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
@@ -87,7 +89,7 @@ result = {"probability": 0.25, "verdict": "different expression", "box_a": [1, 2
           "box_b": [5, 6, 7, 8], "checkpoint_sha256": "0" * 64}
 print("ready", flush=True)
 while True:
-    logger.flag([sys.argv[2], sys.argv[2], crop, crop, result], flag_option="same expression")
+    logger.flag([sys.argv[2], sys.argv[2], crop, crop, result], flag_option="same expression", consent=True)
 """
 
 
@@ -113,7 +115,7 @@ def test_kill_during_flagging_never_leaves_a_half_written_flag(astronaut_jpg, tm
     assert seen > 0
     # Unfinished temporaries are ignored by export.
     out = tmp_path / "pairs.csv"
-    assert export_flags(folder, out) == seen
+    assert export_flags(folder, out) == (seen, 0)
     assert len(PairsCSV(out, transform=lambda x: x)) == seen
 
 
@@ -125,7 +127,7 @@ def test_concurrent_flags_do_not_interleave(flagged_result, tmp_path):
     def flag_five(i):
         try:
             for _ in range(5):
-                logger.flag(flagged_result, flag_option=answers[i % 2])
+                logger.flag(flagged_result, flag_option=answers[i % 2], consent=True)
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -143,8 +145,8 @@ def test_concurrent_flags_do_not_interleave(flagged_result, tmp_path):
 def test_flag_export_then_a_training_step_reads_them(flagged_result, tmp_path, monkeypatch):
     flag_dir = tmp_path / "flagged"
     logger = logger_for(flag_dir)
-    logger.flag(flagged_result, flag_option="same expression")
-    logger.flag(flagged_result, flag_option="different expression")
+    logger.flag(flagged_result, flag_option="same expression", consent=True)
+    logger.flag(flagged_result, flag_option="different expression", consent=True)
     out = tmp_path / "elsewhere" / "pairs.csv"
     # The CLI, as `python -m fecsim export-flags flagged/ --out pairs.csv` calls it.
     assert main([str(flag_dir), "--out", str(out)]) == 0
@@ -169,7 +171,7 @@ def test_flag_export_then_a_training_step_reads_them(flagged_result, tmp_path, m
 @pytest.mark.slow   # starts a process
 def test_module_command_line(flagged_result, tmp_path, capsys):
     flag_dir = tmp_path / "flagged"
-    logger_for(flag_dir).flag(flagged_result, flag_option="different expression")
+    logger_for(flag_dir).flag(flagged_result, flag_option="different expression", consent=True)
     out = tmp_path / "pairs.csv"
     run = subprocess.run([sys.executable, "-m", "fecsim.flags", str(flag_dir), "--out", str(out)],
                          cwd=ROOT, capture_output=True, text=True)
@@ -186,15 +188,15 @@ def test_module_command_line(flagged_result, tmp_path, capsys):
 def test_a_corrupt_record_is_skipped_and_flagging_and_export_go_on(flagged_result, tmp_path, caplog):
     flag_dir = tmp_path / "flagged"
     logger = logger_for(flag_dir)
-    logger.flag(flagged_result, flag_option="same expression")
+    logger.flag(flagged_result, flag_option="same expression", consent=True)
     (broken,) = read_flags(flag_dir)
     record = broken["dir"] / "flag.json"
     record.write_text(record.read_text()[:40])             # truncated, as by a full disk
-    assert logger.flag(flagged_result, flag_option="different expression") == 1   # no error
+    assert logger.flag(flagged_result, flag_option="different expression", consent=True)   # no error
     assert len(list(flag_dir.glob("*/flag.json"))) == 2     # stored once: nothing to retry
-    assert str(record) in caplog.text and "skipped" in caplog.text
     out = tmp_path / "pairs.csv"
     assert main([str(flag_dir), "--out", str(out)]) == 0
+    assert str(record) in caplog.text and "skipped" in caplog.text
     assert [row["same"] for row in csv.DictReader(open(out))] == ["0"]
 
 
@@ -202,7 +204,7 @@ def test_an_original_is_stored_under_its_detected_format(flagged_result, tmp_pat
     disguised = tmp_path / "upload.php"                    # a PNG, whatever its name says
     disguised.write_bytes(Path(flagged_result[1]).read_bytes())
     logger = logger_for(tmp_path / "flagged")
-    logger.flag([flagged_result[0], str(disguised), *flagged_result[2:]], flag_option="same expression")
+    logger.flag([flagged_result[0], str(disguised), *flagged_result[2:]], flag_option="same expression", consent=True)
     (flag,) = read_flags(tmp_path / "flagged")
     assert flag["files"]["original_a"] == "original_a.jpg"
     assert flag["files"]["original_b"] == "original_b.png"
@@ -218,5 +220,117 @@ def test_old_unfinished_flags_are_removed(flagged_result, tmp_path):
         (folder / "original_a.jpg").write_bytes(b"a user's photo")
     hours_ago = time.time() - TMP_MAX_AGE - 60
     os.utime(old, (hours_ago, hours_ago))
-    logger_for(flag_dir).flag(flagged_result, flag_option="same expression")
+    logger_for(flag_dir).flag(flagged_result, flag_option="same expression", consent=True)
     assert not old.exists() and recent.exists()   # a recent one may be a flag being written
+
+
+# --- Issue 18: flags keep only what was consented to; export and zip take only the flag's files.
+
+def exif_with_gps_and_camera() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0110] = "Pixel 7 Pro"                 # Model
+    exif[0x010F] = "Google"                      # Make
+    exif[0x0112] = 6                             # Orientation: turn 90 degrees clockwise to view
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 30.0), 3: "E", 4: (2.0, 17.0, 40.0)}   # GPS
+    return exif
+
+
+def test_a_flagged_photo_is_stored_upright_without_gps_or_camera(flagged_result, tmp_path):
+    photo = tmp_path / "phone.jpg"
+    sideways = Image.open(flagged_result[0]).convert("RGB").rotate(90, expand=True)
+    sideways.save(photo, exif=exif_with_gps_and_camera(), comment=b"taken at home", quality=95)
+    assert Image.open(photo).getexif().get_ifd(0x8825)           # the test photo has GPS
+    logger_for(tmp_path / "flagged").flag([str(photo), *flagged_result[1:]],
+                                          flag_option="same expression", consent=True)
+    (flag,) = read_flags(tmp_path / "flagged")
+    stored = Image.open(flag["dir"] / flag["files"]["original_a"])
+    data = (flag["dir"] / flag["files"]["original_a"]).read_bytes()
+    assert stored.format == "JPEG" and not stored.getexif() and "comment" not in stored.info
+    assert b"Pixel 7" not in data and b"taken at home" not in data
+    upright = np.asarray(Image.open(flagged_result[0]).convert("RGB"), np.int16)
+    assert np.abs(np.asarray(stored, np.int16) - upright).mean() < 4   # the rotation applied
+
+
+def test_flag_json_records_the_consent(flagged_result, tmp_path):
+    from fecsim.flags import CONSENT_TEXT, CONSENT_VERSION
+    logger = logger_for(tmp_path)
+    with pytest.raises(ValueError, match="consent"):
+        logger.flag(flagged_result, flag_option="same expression", consent=False)
+    assert read_flags(tmp_path) == []
+    logger.flag(flagged_result, flag_option="same expression", consent=True)
+    (flag,) = read_flags(tmp_path)
+    assert flag["consent"]["given"] is True and flag["consent"]["text"] == CONSENT_TEXT
+    assert flag["consent"]["version"] == CONSENT_VERSION and flag["consent"]["timestamp"]
+
+
+def test_a_failed_flag_write_says_nothing_was_stored(flagged_result, tmp_path, monkeypatch):
+    import errno
+    from fecsim import flags
+    logger = logger_for(tmp_path)
+
+    def full_disk(*_):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(flags, "_write_synced", full_disk)
+    with pytest.raises(FecsimError, match="nothing was stored: the flag could not be written "
+                                          r"\(No space left on device\)"):
+        logger.flag(flagged_result, flag_option="same expression", consent=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_where_flags_go_is_said_from_the_real_folder(tmp_path, monkeypatch):
+    from fecsim import flags
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert "until its operator deletes them" in flags.kept_until(tmp_path / "mine")   # locally
+    monkeypatch.setenv("SPACE_ID", "user/fecsim")
+    assert "only until the Space restarts" in flags.kept_until(tmp_path / "flagged")
+    monkeypatch.setattr(flags, "PERSISTENT_STORAGE", tmp_path)
+    assert "until its operator deletes them" in flags.kept_until(tmp_path / "flagged")
+
+
+def test_bad_records_are_skipped_and_counted_and_paths_stay_in_their_folder(
+        flagged_result, tmp_path, caplog, capsys):
+    import json
+    flag_dir = tmp_path / "flagged"
+    logger = logger_for(flag_dir)
+    for _ in range(4):
+        logger.flag(flagged_result, flag_option="same expression", consent=True)
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (4, 4)).save(secret)
+    good, wrong_type, escaping, missing = read_flags(flag_dir)
+
+    def edit(flag, **changes):
+        path = flag["dir"] / "flag.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+    edit(wrong_type, box_a="not a box")
+    edit(escaping, files={**escaping["files"], "crop_a": "../../secret.png"})
+    (missing["dir"] / missing["files"]["crop_b"]).unlink()
+    out = tmp_path / "pairs.csv"
+    assert export_flags(flag_dir, out) == (1, 3)
+    rows = list(csv.DictReader(open(out)))
+    assert [r["flag_id"] for r in rows] == [good["flag_id"]]
+    assert "secret" not in out.read_text() and caplog.text.count("skipped, not a usable") == 3
+    assert main([str(flag_dir), "--out", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "wrote 1 pairs" in printed and "skipped 3 bad flag records" in printed
+
+
+def test_the_zip_of_flags_never_follows_a_symlink(flagged_result, tmp_path):
+    import zipfile
+    from fecsim.flags import zip_flags
+    flag_dir = tmp_path / "flagged"
+    logger_for(flag_dir).flag(flagged_result, flag_option="same expression", consent=True)
+    (flag,) = read_flags(flag_dir)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the server's secret")
+    (flag["dir"] / "extra.png").symlink_to(secret)
+    linked = tmp_path / "elsewhere"
+    linked.mkdir()
+    (linked / "flag.json").symlink_to(flag["dir"] / "flag.json")
+    (linked / "passwd").symlink_to(secret)
+    (flag_dir / "linked-flag").symlink_to(linked, target_is_directory=True)
+    out = tmp_path / "flags.zip"
+    assert zip_flags(flag_dir, out) == 1
+    with zipfile.ZipFile(out) as z:
+        names = z.namelist()
+        assert not any("extra" in n or "linked" in n or "passwd" in n for n in names)
+        assert b"the server's secret" not in b"".join(z.read(n) for n in names)
