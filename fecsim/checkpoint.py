@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 from .errors import CheckpointError
 from .files import atomic_path
 from .model import ModelConfig, SiameseResNet18
+from .text import quoted
 from .view import View
 
 FORMAT = "fecsim-1"
@@ -134,7 +135,19 @@ def _meta_problem(meta: dict) -> str:
               ("int8.file", True, lambda v: isinstance(v, str) and v not in ("", ".", "..")
                and Path(v).name == v and "\\" not in v, "a file name beside the checkpoint"),
               ("int8.sha256", True, lambda v: isinstance(v, str) and len(v) == 64, "a sha256"),
-              ("int8.calibration", False, lambda v: isinstance(v, dict), "an object")]
+              ("int8.calibration", False, lambda v: isinstance(v, dict), "an object"),
+              # The model's shape: bounded, so that a bad file cannot ask for 512 GB of weights.
+              ("model.head", False, lambda v: v in ("similarity", "concat"),
+               '"similarity" or "concat"'),
+              ("model.embed_dim", False, lambda v: whole(v, 1, 4096), "a whole number, 1-4096"),
+              ("model.pair_hidden", False, lambda v: whole(v, 1, 4096), "a whole number, 1-4096"),
+              ("model.num_classes", False, lambda v: whole(v, 0, 1000), "a whole number, 0-1000"),
+              ("model.class_names", False, lambda v: isinstance(v, list) and len(v) <= 1000 and
+               all(isinstance(n, str) and len(n) <= 100 for n in v), "a list of short names"),
+              ("model.mean", False, lambda v: isinstance(v, list) and len(v) == 3 and
+               all(number(x) for x in v), "three numbers"),
+              ("model.std", False, lambda v: isinstance(v, list) and len(v) == 3 and
+               all(number(x) and x > 0 for x in v), "three positive numbers")]
     for prefix in ("calibration", "int8.calibration"):
         checks += [(f"{prefix}.scale", True, number, "a finite number"),
                    (f"{prefix}.bias", True, number, "a finite number"),
@@ -151,7 +164,10 @@ def _meta_problem(meta: dict) -> str:
                 return f"{name} is missing"
             continue
         if not ok(holder[key]):
-            return f"{name} must be {wanted} (got {holder[key]!r})"
+            return f"{name} must be {wanted} (got {quoted(holder[key])})"
+    model = meta.get("model") or {}
+    if model.get("class_names") and len(model["class_names"]) != model.get("num_classes", 0):
+        return "model.class_names must name each of model.num_classes classes"
     return ""
 
 

@@ -166,3 +166,53 @@ def test_the_sweep_reaches_into_folders_and_spares_what_is_young(tmp_path):
     os.utime(young, (1, 1))
     assert sweeper.now() == 1 and sweeper.maybe() == 0   # not again within `every`
     outside.unlink()
+
+
+# Token guessing -------------------------------------------------------------------------------
+
+def test_wrong_tokens_are_answered_with_a_growing_delay():
+    from fecsim.tokens import MAX_DELAY, TokenGate, TokenRefused
+    now = [1000.0]
+    gate = TokenGate("s3cret", clock=lambda: now[0])
+    gate.check("s3cret")
+    delays = []
+    for _ in range(12):
+        with pytest.raises(TokenRefused, match="Wrong token"):
+            gate.check("guess")
+        with pytest.raises(TokenRefused, match="Too many wrong tokens"):
+            gate.check("s3cret")      # even the right one waits: guessing cannot go round it
+        delays.append(gate._open_at - now[0])
+        now[0] = gate._open_at
+    assert delays[:4] == [1, 2, 4, 8] and delays[-1] == MAX_DELAY
+    gate.check("s3cret")              # after the wait the right token works, and resets
+    with pytest.raises(TokenRefused, match="in 1 s"):
+        gate.check("x" * 10_000_000)
+
+
+# Checkpoints: the model's shape bounded and type-checked --------------------------------------
+
+@pytest.mark.parametrize("change, field", [
+    ({"head": "bogus"}, "model.head"),
+    ({"embed_dim": -1}, "model.embed_dim"),
+    ({"pair_hidden": "64"}, "model.pair_hidden"),
+    ({"num_classes": 1_000_000_000}, "model.num_classes"),   # would allocate 512 GB
+    ({"num_classes": True}, "model.num_classes"),
+    ({"class_names": ["a", 5]}, "model.class_names"),
+    ({"num_classes": 3, "class_names": ["a", "b"]}, "model.class_names"),
+    ({"mean": [0.5, 0.5]}, "model.mean"),
+    ({"std": [0.2, 0.0, 0.2]}, "model.std"),
+])
+def test_bad_model_fields_are_a_checkpoint_error(tmp_path, change, field):
+    import json
+    import re
+    import torch
+    from safetensors.torch import save_file
+    from conftest import TINY_META
+    from fecsim import checkpoint
+    from fecsim.errors import CheckpointError
+    from fecsim.model import ModelConfig
+    meta = dict(TINY_META, format=checkpoint.FORMAT, model={**ModelConfig().to_dict(), **change})
+    path = tmp_path / "bad.safetensors"
+    save_file({"x": torch.zeros(1)}, str(path), metadata={"fecsim": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match=rf"metadata field {re.escape(field)}\b"):
+        ExpressionComparer.load(path, "cpu")
