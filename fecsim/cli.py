@@ -16,6 +16,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from tqdm import tqdm
 from . import flags
 from .errors import FecsimError
 from .faces import parse_box
+from .text import quoted, spreadsheet_safe
 from .files import atomic_path
 from .inference import ExpressionComparer
 from .view import odd_one_out
@@ -43,17 +45,33 @@ def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, colum
         line = data[:exc.start].count(b"\n") + 1
         raise FecsimError(source=str(in_path), reason=f"line {line} is not UTF-8 text; save the CSV as UTF-8") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    fields = list(reader.fieldnames or [])
+    try:
+        fields = list(reader.fieldnames or [])
+    except csv.Error as exc:
+        raise FecsimError(source=str(in_path), reason=f"unreadable header ({exc})") from None
+    duplicates = sorted({f for f in fields if fields.count(f) > 1})
+    if duplicates:   # DictReader would keep only the last of them, silently
+        raise FecsimError(source=str(in_path), reason=f"duplicate column(s) "
+                          f"{', '.join(map(quoted, duplicates))}: each column needs its own name")
+    missing = [c for c in columns if c not in fields]
+    if missing:
+        raise FecsimError(source=str(in_path), reason=f"missing column(s) {', '.join(missing)}; "
+                          f"found {quoted(fields, 300)}")
     rows, shape_errors = [], []
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:   # a field over csv's limit (131,072 characters): that row's error
+            rows.append(dict.fromkeys(fields, ""))
+            shape_errors.append(f"line {reader.line_num + 1}: {exc}")
+            continue
         # DictReader files extra fields under None and fills missing ones with None.
         count = len(fields) + len(row.pop(None, [])) - sum(v is None for v in row.values())
         shape_errors.append(f"line {reader.line_num}: {count} field{'s' * (count != 1)}, the "
                             f"header has {len(fields)}" if count != len(fields) else "")
         rows.append({k: v or "" for k, v in row.items()})
-    missing = [c for c in columns if c not in fields]
-    if missing:
-        raise FecsimError(source=str(in_path), reason=f"missing column(s) {', '.join(missing)}; found {fields}")
 
     def key(row, col):
         path = Path(row[col])
@@ -103,8 +121,23 @@ def score_csv(comparer: ExpressionComparer, in_path: Path, out_path: Path, colum
                 failed += 1
             else:
                 out.update(next(results))
-            writer.writerow(out)
+            # Opened in a spreadsheet, a cell starting with = + - @ would run as a formula.
+            writer.writerow({k: spreadsheet_safe(v) for k, v in out.items()})
     return len(rows), failed
+
+
+def check_out(path: Path) -> None:
+    """FecsimError now, before any scoring, when `path` cannot be written as a CSV."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        reason = "is a folder: name a CSV file to write"
+    elif not folder.is_dir():
+        reason = f"its folder {folder} does not exist"
+    elif not os.access(folder, os.W_OK):
+        reason = f"its folder {folder} cannot be written to"
+    else:
+        return
+    raise FecsimError(source=f"--out {path}", reason=reason)
 
 
 def positive_int(text: str) -> int:
@@ -159,6 +192,8 @@ def main(argv=None) -> int:
     if args.command == "export-flags":   # needs no model
         return flags.run(args)
     try:
+        if args.command in ("score-pairs", "score-triplets"):
+            check_out(args.out)
         comparer = ExpressionComparer.load(args.checkpoint, args.device,
                                            int8=False if args.float else None)
         if args.command == "compare":

@@ -72,8 +72,9 @@ def _load(source, max_pixels: int, max_side: int | None) -> tuple[Image.Image, f
             file = open(source, "rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise ImageError(source=name, reason="no such file") from None
-        except OSError as exc:   # a name over 255 characters, no permission...
-            raise ImageError(source=name, reason=f"cannot open it ({exc.strerror or exc})") from None
+        except (OSError, ValueError) as exc:   # a name over 255 characters, a NUL byte...
+            reason = getattr(exc, "strerror", None) or exc
+            raise ImageError(source=name, reason=f"cannot open it ({reason})") from None
         with file:
             image = _open(file, name, max_pixels, max_side)
     elif isinstance(source, (bytes, bytearray)):   # an encoded file, e.g. a download

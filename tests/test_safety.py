@@ -216,3 +216,46 @@ def test_bad_model_fields_are_a_checkpoint_error(tmp_path, change, field):
     save_file({"x": torch.zeros(1)}, str(path), metadata={"fecsim": json.dumps(meta)})
     with pytest.raises(CheckpointError, match=rf"metadata field {re.escape(field)}\b"):
         ExpressionComparer.load(path, "cpu")
+
+
+# The CLI: one bad row or a bad --out never loses a batch ---------------------------------------
+
+def test_every_bad_row_is_its_own_error_and_cells_are_spreadsheet_safe(comparer, astronaut_jpg,
+                                                                       tmp_path):
+    import csv
+    import shutil
+    from fecsim.cli import score_csv
+    shutil.copy(astronaut_jpg, tmp_path / "a.jpg")
+    shutil.copy(astronaut_jpg, tmp_path / "=HYPERLINK(x).jpg")
+    lines = ["a,b,note", "a.jpg,a.jpg,fine", f"{'x' * 300}.jpg,a.jpg,long name",
+             f"{'y' * 200_000},a.jpg,huge field", "=HYPERLINK(x).jpg,a.jpg,@SUM(A1)",
+             "a.jpg,a.jpg,-2+3"]
+    (tmp_path / "pairs.csv").write_text("\n".join(lines) + "\n")
+    rows, failed = score_csv(comparer, tmp_path / "pairs.csv", tmp_path / "out.csv", ("a", "b"))
+    assert (rows, failed) == (5, 2)
+    out = list(csv.DictReader(open(tmp_path / "out.csv", newline="")))
+    assert [bool(r["error"]) for r in out] == [False, True, True, False, False]
+    assert "cannot open it" in out[1]["error"] and len(out[1]["error"]) < 600
+    assert "field larger than field limit" in out[2]["error"]
+    assert out[3]["a"] == "'=HYPERLINK(x).jpg" and out[3]["note"] == "'@SUM(A1)"
+    assert out[4]["note"] == "'-2+3" and out[3]["probability"]
+
+
+def test_a_duplicate_header_is_refused(comparer, tmp_path):
+    from fecsim.cli import score_csv
+    from fecsim.errors import FecsimError
+    (tmp_path / "pairs.csv").write_text("a,b,a\nx.jpg,y.jpg,z.jpg\n")
+    with pytest.raises(FecsimError, match="duplicate column\\(s\\) 'a'"):
+        score_csv(comparer, tmp_path / "pairs.csv", tmp_path / "out.csv", ("a", "b"))
+
+
+def test_a_bad_out_is_refused_before_any_scoring(tmp_path, monkeypatch, capsys):
+    from fecsim import cli
+    (tmp_path / "pairs.csv").write_text("a,b\nx.jpg,y.jpg\n")
+
+    def never(*_, **__):
+        raise AssertionError("the model was loaded before --out was checked")
+    monkeypatch.setattr(cli.ExpressionComparer, "load", never)
+    for out, reason in ((tmp_path, "is a folder"), (tmp_path / "no" / "o.csv", "does not exist")):
+        assert cli.main(["score-pairs", str(tmp_path / "pairs.csv"), "--out", str(out)]) == 2
+        assert reason in capsys.readouterr().err
