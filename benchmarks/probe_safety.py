@@ -90,25 +90,31 @@ def main(argv=None) -> int:
         # 3. A flagged photo with GPS and a camera model.
         phone = phone_photo(photos / "phone.jpg", face)
         client.predict(handle_file(str(phone)), handle_file(str(face)), api_name="/compare")
-        client.predict("different expression", True, api_name="/flag")
-        records = sorted(app.flag_dir.glob("*/flag.json"))
-        record = json.loads(records[-1].read_text())
-        stored = records[-1].parent / record["files"]["original_a"]
-        exif = Image.open(stored).getexif()
-        figures["flag"] = {"stored": stored.name, "exif_tags": len(exif),
-                           "gps": bool(exif.get_ifd(0x8825)),
-                           "model_in_bytes": b"Pixel 7" in stored.read_bytes(),
-                           "consent": record.get("consent")}
-        ok &= (not figures["flag"]["gps"] and not figures["flag"]["model_in_bytes"]
-               and bool(record.get("consent", {}).get("given")))
+        try:
+            client.predict("different expression", True, api_name="/flag")
+            records = sorted(app.flag_dir.glob("*/flag.json"))
+            record = json.loads(records[-1].read_text())
+            stored = records[-1].parent / record["files"]["original_a"]
+            exif = Image.open(stored).getexif()
+            figures["flag"] = {"stored": stored.name, "exif_tags": len(exif),
+                               "gps": bool(exif.get_ifd(0x8825)),
+                               "model_in_bytes": b"Pixel 7" in stored.read_bytes(),
+                               "consent": record.get("consent")}
+            ok &= (not figures["flag"]["gps"] and not figures["flag"]["model_in_bytes"]
+                   and bool((record.get("consent") or {}).get("given")))
+        except AppError as exc:
+            figures["flag"], ok = f"FAILED: {exc}", False
 
         # 4. The flags zip, once downloaded.
-        archive = client.predict(TOKEN, api_name="/download_flags")
-        left = [str(p.relative_to(app.tmp)) for p in app.tmp.rglob("*.zip")
-                if not p.is_relative_to(app.gradio_cache)]
-        figures["download"] = {"downloaded_bytes": Path(archive).stat().st_size,
-                               "zips_left_outside_gradio_cache": left}
-        ok &= not left
+        try:
+            archive = client.predict(TOKEN, api_name="/download_flags")
+            left = [str(p.relative_to(app.tmp)) for p in app.tmp.rglob("*.zip")
+                    if not p.is_relative_to(app.gradio_cache)]
+            figures["download"] = {"downloaded_bytes": Path(archive).stat().st_size,
+                                   "zips_left_outside_gradio_cache": left}
+            ok &= not left
+        except AppError as exc:
+            figures["download"], ok = f"FAILED: {exc}", False
     figures["ok"] = bool(ok)
     print(json.dumps(figures, indent=2))
     return 0 if ok else 1
