@@ -4,7 +4,9 @@ folder), and emptied folders go with them.
 
 Gradio deletes only the cached files its running process created: uploads cached before a crash
 or a restart would stay for good. So the app sweeps gradio's upload cache and its own folders
-at start-up, and again every so often while it runs.
+at start-up, and again every so often while it runs. In gradio's cache it deletes only files
+last changed before the app started (`changed_before`): the running gradio keeps what it made
+itself (the examples' copies among them) and deletes it on its own schedule.
 """
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ import time
 from pathlib import Path
 
 
-def sweep(folder, max_age: float, now: float | None = None) -> int:
+def sweep(folder, max_age: float, now: float | None = None,
+          changed_before: float = float("inf")) -> int:
     """Delete every file under `folder` (recursively) last changed more than `max_age` seconds
-    ago, then every emptied sub-folder; returns how many files went. Symlinks are removed as
-    files, never followed. Files removed meanwhile by someone else are no error."""
+    ago (and before `changed_before`, a time.time()), then every emptied sub-folder; returns how
+    many files went. Symlinks are removed as files, never followed. Files removed meanwhile by
+    someone else are no error."""
     now = time.time() if now is None else now
     removed = 0
     folder = Path(folder)
@@ -27,7 +31,8 @@ def sweep(folder, max_age: float, now: float | None = None) -> int:
         for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
             path = os.path.join(root, name)
             try:
-                if now - os.lstat(path).st_mtime > max_age:
+                changed = os.lstat(path).st_mtime
+                if now - changed > max_age and changed < changed_before:
                     os.unlink(path)
                     removed += 1
             except OSError:
@@ -43,8 +48,10 @@ def sweep(folder, max_age: float, now: float | None = None) -> int:
 class Sweeper:
     """Sweeps some folders when asked, at most every `every` seconds (cheap to call often)."""
 
-    def __init__(self, folders, max_age: float, every: float):
+    def __init__(self, folders, max_age: float, every: float,
+                 changed_before: float = float("inf")):
         self.folders, self.max_age, self.every = [Path(f) for f in folders], max_age, every
+        self.changed_before = changed_before
         self._lock = threading.Lock()
         self._last = -float("inf")
 
@@ -52,11 +59,16 @@ class Sweeper:
         """Sweep every folder at once (at start-up); returns how many files went."""
         with self._lock:
             self._last = time.monotonic()
-        return sum(sweep(folder, self.max_age) for folder in self.folders)
+        return self._sweep()
 
     def maybe(self) -> int:
+        """Sweep when the last sweep is `every` seconds old; returns how many files went."""
         with self._lock:
             if time.monotonic() - self._last < self.every:
                 return 0
             self._last = time.monotonic()
-        return sum(sweep(folder, self.max_age) for folder in self.folders)
+        return self._sweep()
+
+    def _sweep(self) -> int:
+        return sum(sweep(folder, self.max_age, changed_before=self.changed_before)
+                   for folder in self.folders)

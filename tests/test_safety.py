@@ -168,6 +168,18 @@ def test_the_sweep_reaches_into_folders_and_spares_what_is_young(tmp_path):
     outside.unlink()
 
 
+def test_a_sweep_of_gradios_cache_spares_what_this_process_made(tmp_path):
+    import os
+    import time
+    from fecsim.retention import sweep
+    started = time.time() - 60
+    leftover = written(tmp_path / "abc" / "upload.jpg", 7200)          # from before a crash
+    example = written(tmp_path / "def" / "example.jpg")
+    os.utime(example, (started + 1, started + 1))     # made since the start, over 30 s ago
+    assert sweep(tmp_path, 30, changed_before=started) == 1
+    assert not leftover.exists() and example.exists()
+
+
 # Token guessing -------------------------------------------------------------------------------
 
 def test_wrong_tokens_are_answered_with_a_growing_delay():
