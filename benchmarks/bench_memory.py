@@ -4,11 +4,12 @@
 
 The largest allowed photo for memory is an 80 MP PNG (the pixel cap; no JPEG draft() to decode
 it smaller; a plain background keeps it under the 25 MB upload limit); a request holds at most
-1.5 gigapixels (images.MAX_REQUEST_PIXELS). Measured, one after the other on one server, with its
-peak (VmHWM) reset before each: /compare of two such PNGs, /odd_one_out of three, /flag of that
-pair (the originals re-encoded without metadata), /rank of a reference and 17 of them (18 x 80 MP
-= 1.44 GP), /rank of six 50 MP JPEGs (the issue's case) and /download_flags. Prints the rise of
-the server's peak above its resident size before each call, in MB, as JSON.
+1.5 gigapixels (images.MAX_REQUEST_PIXELS). Each call is measured on a fresh server, warmed up by
+one small /compare, its peak (VmHWM) reset just before: /compare of two such PNGs, /odd_one_out
+of three, /flag of that pair (the originals re-encoded without metadata), /rank of a reference
+and 17 of them (18 x 80 MP = 1.44 GP), /rank of six 50 MP JPEGs (the issue's case) and
+/download_flags. Prints the rise of the server's peak above its resident size before the call,
+in MB, as JSON.
 --quick: 20 MP photos and 5 ranked, to try the script.
 """
 import argparse
@@ -51,28 +52,33 @@ def main(argv=None) -> int:
     jpegs = [big_jpeg(work / f"jpeg-{i}.jpg", 50 if not args.quick else 20, i) for i in range(6)]
     small = big_jpeg(work / "small.jpg", 0.5)
     results = {"png_megapixels": mp, "png_mb": round(png.stat().st_size / 1e6, 1)}
-    with ServedApp(work / "server", args.checkpoint) as app:
-        client = Client(app.url, verbose=False, analytics_enabled=False)
-        client.predict(handle_file(str(small)), handle_file(str(small)), api_name="/compare")
 
-        def measure(name, *inputs, api_name):
+    def measure(name, *inputs, api_name, before=None):
+        """One call on a fresh server (memory a call freed stays in the process: the next
+        call would reuse it unseen); the rise of its peak above the warm server's size."""
+        with ServedApp(work / f"server-{len(results)}", args.checkpoint) as app:
+            client = Client(app.url, verbose=False, analytics_enabled=False)
+            client.predict(handle_file(str(small)), handle_file(str(small)), api_name="/compare")
+            if before:
+                before(client)
             app.reset_peak()
-            before, start = app.status("VmRSS"), time.perf_counter()
+            resident, start = app.status("VmRSS"), time.perf_counter()
             client.predict(*inputs, api_name=api_name)
-            results[name] = {"peak_rise_mb": round(app.status("VmHWM") - before),
-                             "seconds": round(time.perf_counter() - start, 1)}
-            print(name, results[name], file=sys.stderr, flush=True)
+            results[name] = {"peak_rise_mb": round(app.status("VmHWM") - resident),
+                             "seconds": round(time.perf_counter() - start, 1),
+                             "resident_before_mb": round(resident)}
+        print(name, results[name], file=sys.stderr, flush=True)
 
-        photo = handle_file(str(png))
-        measure(f"compare 2 x {mp} MP PNG", photo, photo, api_name="/compare")
-        measure(f"odd_one_out 3 x {mp} MP PNG", photo, photo, photo, api_name="/odd_one_out")
-        client.predict(photo, photo, api_name="/compare")
-        measure(f"flag 2 x {mp} MP PNG", "different expression", True, api_name="/flag")
-        measure(f"rank 1 + {ranked} x {mp} MP PNG", photo, [photo] * ranked, api_name="/rank")
-        measure(f"rank 6 x {50 if not args.quick else 20} MP JPEG", handle_file(str(small)),
-                [handle_file(str(p)) for p in jpegs], api_name="/rank")
-        measure("download_flags", TOKEN, api_name="/download_flags")
-        results["resident_after_mb"] = round(app.status("VmRSS"))
+    photo = handle_file(str(png))
+    measure(f"compare 2 x {mp} MP PNG", photo, photo, api_name="/compare")
+    measure(f"odd_one_out 3 x {mp} MP PNG", photo, photo, photo, api_name="/odd_one_out")
+    measure(f"flag 2 x {mp} MP PNG", "different expression", True, api_name="/flag",
+            before=lambda client: client.predict(photo, photo, api_name="/compare"))
+    measure(f"rank 1 + {ranked} x {mp} MP PNG", photo, [photo] * ranked, api_name="/rank")
+    jpeg_mp = 50 if not args.quick else 20
+    measure(f"rank 6 x {jpeg_mp} MP JPEG", handle_file(str(small)),
+            [handle_file(str(p)) for p in jpegs], api_name="/rank")
+    measure("download_flags", TOKEN, api_name="/download_flags")
     print(json.dumps(results, indent=2))
     return 0
 
