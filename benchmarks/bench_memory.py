@@ -25,6 +25,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from served_app import TOKEN, ServedApp, big_jpeg  # noqa: E402
@@ -63,10 +64,14 @@ def main(argv=None) -> int:
                 before(client)
             app.reset_peak()
             resident, start = app.status("VmRSS"), time.perf_counter()
-            client.predict(*inputs, api_name=api_name)
-            results[name] = {"peak_rise_mb": round(app.status("VmHWM") - resident),
-                             "seconds": round(time.perf_counter() - start, 1),
-                             "resident_before_mb": round(resident)}
+            try:
+                client.predict(*inputs, api_name=api_name)
+            except AppError as exc:
+                results[name] = f"FAILED: {exc}"
+            else:
+                results[name] = {"peak_rise_mb": round(app.status("VmHWM") - resident),
+                                 "seconds": round(time.perf_counter() - start, 1),
+                                 "resident_before_mb": round(resident)}
         print(name, results[name], file=sys.stderr, flush=True)
 
     photo = handle_file(str(png))
