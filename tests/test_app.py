@@ -19,8 +19,9 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from conftest import two_faces
-from fecsim import ExpressionComparer, app
-from fecsim.app import build_demo, launch
+from fecsim import ExpressionComparer
+from fecsim.web import build_demo, launch
+from fecsim.web.results import RESULT_MAX_AGE, ResultStore
 from fecsim.flags import export_flags, read_flags
 
 pytestmark = pytest.mark.slow
@@ -199,16 +200,15 @@ def test_a_box_mostly_outside_the_photo_is_refused(client, photos):
         compare(client, photos["astronaut"], photos["mirror"], box_b="0, 0, 5000, 5000")
 
 
-def test_result_images_and_gradio_cache_are_cleaned(comparer, tmp_path, monkeypatch):
-    monkeypatch.setattr(app, "OUTPUTS", tmp_path)
-    monkeypatch.setattr(app, "_last_sweep", 0.0)
+def test_result_images_and_gradio_cache_are_cleaned(comparer, tmp_path):
+    results = ResultStore(tmp_path)
     old = tmp_path / "old.png"
     old.write_bytes(b"yesterday's result")
-    os.utime(old, (time.time() - app.RESULT_MAX_AGE - 60,) * 2)
-    kept = app.saved(Image.new("RGB", (8, 8)))
+    os.utime(old, (time.time() - RESULT_MAX_AGE - 60,) * 2)
+    kept = results.saved(Image.new("RGB", (8, 8)))
     assert not old.exists() and Path(kept).exists()
     demo = build_demo(comparer=comparer)
-    assert demo.delete_cache == (app.RESULT_MAX_AGE // 6, app.RESULT_MAX_AGE)
+    assert demo.delete_cache == (RESULT_MAX_AGE // 6, RESULT_MAX_AGE)
 
 
 def test_flag_stores_the_result_and_exports_it(served, comparer, photos, tmp_path):

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from fecsim import ExpressionComparer
-from fecsim.app import build_demo, launch
+from fecsim.web import build_demo, launch
 from fecsim.flags import read_flags
 
 pytestmark = pytest.mark.slow
