@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from fecsim import ExpressionComparer
-from fecsim.training import batch_loss
+from fecsim.train.loop import batch_loss
 
 
 def main():

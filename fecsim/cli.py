@@ -166,7 +166,7 @@ def main(argv=None) -> int:
                              .to_dict(), indent=2))
             return 0
         if args.command == "evaluate-folder":
-            from .evaluate import evaluate_folder
+            from .train.evaluate import evaluate_folder
             with torch.no_grad():
                 result = evaluate_folder(comparer.model, comparer.view, comparer.calibration,
                                          args.root, args.pairs, args.triplets, args.seed,
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
                                   encoder=type(comparer.encoder).__name__), indent=2))
             return 0
         if args.command == "robustness":
-            from .robustness import evaluate_robustness
+            from .train.robustness import evaluate_robustness
             result = evaluate_robustness(comparer, args.root, args.faces, args.pairs, args.triplets,
                                          args.seed)
             print(json.dumps(dict(result, checkpoint=str(comparer.path),

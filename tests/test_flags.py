@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 
 from fecsim import ExpressionComparer
-from fecsim.data import PairsCSV, train_transform
+from fecsim.train.data import PairsCSV, train_transform
 from fecsim.flags import TMP_MAX_AGE, PairFlagLogger, export_flags, main, read_flags
 from fecsim.model import ModelConfig, SiameseResNet18
-from fecsim.training import batch_loss
+from fecsim.train.loop import batch_loss
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from fecsim import metrics
-from fecsim.data import PairsCSV, eval_transform, sample_pairs, sample_triplets
+from fecsim.train import metrics
+from fecsim.train.data import PairsCSV, eval_transform, sample_pairs, sample_triplets
 from fecsim.view import View, model_inputs, odd_one_out
 
 

@@ -14,9 +14,9 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint
-from .view import features
-from .int8 import Int8Encoder
+from .. import checkpoint
+from ..view import features
+from ..int8 import Int8Encoder
 
 
 class Teacher:

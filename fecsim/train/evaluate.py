@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from . import metrics
 from .data import VoteFolder, eval_transform, expression_split, sample_pairs, sample_triplets
-from .view import View, calibrated, features, odd_one_out, pair_logits, triplet_logits
+from ..view import View, calibrated, features, odd_one_out, pair_logits, triplet_logits
 
 
 @torch.no_grad()

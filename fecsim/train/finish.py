@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from . import checkpoint
-from .checkpoint import Int8File, Metadata
-from .int8 import export as export_int8, path_for as int8_path_for
-from .view import View, model_inputs
+from .. import checkpoint
+from ..checkpoint import Int8File, Metadata
+from ..int8 import export as export_int8, path_for as int8_path_for
+from ..view import View, model_inputs
 
 
 def export_run(model, source, view: View, path, device, training: dict,

@@ -14,7 +14,7 @@ import torch
 from .. import metrics
 from ..data import eval_transform
 from ..evaluate import dataset_features, fit_calibration
-from ..view import TRIPLET_PAIRS, View, calibrated, odd_one_out, triplet_logits
+from ...view import TRIPLET_PAIRS, View, calibrated, odd_one_out, triplet_logits
 from .datasets import CropCache, Faces
 from .reader import TRIPLET_TYPES, read_triplets
 
