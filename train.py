@@ -36,7 +36,7 @@ from fecsim import checkpoint
 from fecsim.train.data import class_balance_weights, train_transform
 from fecsim.train.distill import Teacher
 from fecsim.errors import FecsimError
-from fecsim.train.finish import export_run
+from fecsim.train.finish import finish_run
 from fecsim.train.fec.source import FecTriplets
 from fecsim.int8 import path_for as int8_path_for
 from fecsim.model import ModelConfig, SiameseResNet18, load_parent_weights
@@ -102,7 +102,7 @@ def main(argv=None):
                     "processes": ddp.world_size, "init_from": parents,
                     **({"teacher": {"path": c.teacher, "sha256": teacher_model.sha256}}
                        if c.teacher else {})}
-        meta = export_run(model, source, view, c.export, dev, training, int8=c.int8)
+        meta = finish_run(model, source, view, c.export, dev, training, int8=c.int8)
         (Path(c.out_dir) / "metrics.json").write_text(json.dumps(meta.metrics, indent=2))
         print(f"exported {c.export} ({Path(c.export).stat().st_size / 1e6:.1f} MB)")
         print(source.summary(meta.metrics))

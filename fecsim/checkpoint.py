@@ -26,7 +26,8 @@ class Int8File:
     file: str
     sha256: str
     calibration: dict | None = None    # None in checkpoints exported before per-encoder calibration
-    calibration_faces: int | None = None
+    calibration_faces: int | None = None   # how many faces set the encoder's activation ranges
+                                           # (the stored name predates the distinction)
 
 
 @dataclass

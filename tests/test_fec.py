@@ -8,7 +8,7 @@ import torch
 from fec_testdata import face, make_cache, row, write_csv
 from fecsim.train.fec import evaluate as fec_eval
 from fecsim.train.fec.__main__ import main
-from fecsim.view import odd_one_out
+from fecsim.scoring import odd_one_out
 from fecsim.train.fec.datasets import (CropCache, TripletFaces, closer_farther_pairs, holdout_by_faces,
                                  split_odd, thesis_pairs)
 from fecsim.train.fec.reader import Triplet, majority, read_triplets

@@ -4,9 +4,10 @@ import pytest
 import torch
 from PIL import Image
 
-from fecsim.train import metrics
+from fecsim import metrics
 from fecsim.train.data import PairsCSV, eval_transform, sample_pairs, sample_triplets
-from fecsim.view import View, model_inputs, odd_one_out
+from fecsim.scoring import odd_one_out
+from fecsim.view import View, model_inputs
 
 
 def test_roc_auc_hand_worked():

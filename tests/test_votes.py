@@ -15,7 +15,7 @@ from fecsim import checkpoint
 from fecsim.train.augment import augment_batch, degrade_batch
 from fecsim.train.data import VOTE_CLASSES, VoteFolder, class_balance_weights, folder_tensor
 from fecsim.train.evaluate import clear_majority, graded_triplets
-from fecsim.train.metrics import agreement
+from fecsim.metrics import agreement
 from fecsim.model import ModelConfig, SiameseResNet18, load_parent_weights
 from fecsim.train.loop import batch_loss, pair_targets
 

@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..files import atomic_path
-from .metrics import agreement
+from ..metrics import agreement
 from ..model import SiameseResNet18
 from ..view import pick_device
 

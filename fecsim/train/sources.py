@@ -96,7 +96,7 @@ class Folders:
             res["val_class_acc"] = round(float((predicted == labels).mean()), 4)
         return res
 
-    def calibration_faces(self, n: int = 512) -> torch.Tensor:
+    def range_faces(self, n: int = 512) -> torch.Tensor:
         """Training faces as evaluation sees them, for the int8 encoder's activation ranges."""
         faces = expression_split(self.root / "train", eval_transform(self.config.image_size, self.config.grey))
         pick = torch.randperm(len(faces), generator=torch.Generator().manual_seed(self.config.seed))[:n]

@@ -88,7 +88,7 @@ class FecTriplets:
         return {"val_triplet_acc": result["triplet_accuracy"]["all"]["accuracy"],
                 "val_triplet_acc_embedding": result["triplet_accuracy_embedding"]["all"]["accuracy"]}
 
-    def calibration_faces(self, n: int = 512):
+    def range_faces(self, n: int = 512):
         return None   # no int8 export for FEC models yet
 
     def calibrate(self, model, encoder, view: View, device) -> dict:
