@@ -12,12 +12,12 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .errors import CheckpointError
-from .files import atomic_path
+from .files import atomic_path, shipped
 from .model import ModelConfig, SiameseResNet18
 from .view import View
 
 FORMAT = "fecsim-1"
-SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "fecsim-ferplus.safetensors"
+SHIPPED = shipped("checkpoints") / "fecsim-ferplus.safetensors"
 
 
 @dataclass

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from ..files import write_atomic
+from ..files import shipped, write_atomic
 
-EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
+EXAMPLES = shipped("examples")
 OUTPUTS = Path(tempfile.gettempdir()) / "fecsim-app"  # result images, named by content
 RESULT_MAX_AGE = 3600  # seconds a result image (ours, and gradio's cached copy) is kept:
 # a public app's disk must not fill up with users' photos
