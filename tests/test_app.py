@@ -18,9 +18,9 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from conftest import two_faces
+from conftest import free_port, two_faces
 from fecsim import ExpressionComparer
-from fecsim.web import build_demo, launch
+from fecsim.web import build_demo
 from fecsim.web.results import RESULT_MAX_AGE, ResultStore
 from fecsim.flags import export_flags, read_flags
 
@@ -29,28 +29,9 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def comparer(random_checkpoint):
     return ExpressionComparer.load(random_checkpoint, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def served(random_checkpoint, tmp_path_factory):
-    """The app on a free port of 127.0.0.1; yields (url, flag_dir)."""
-    flag_dir = tmp_path_factory.mktemp("flagged")
-    demo = build_demo(random_checkpoint, flag_dir=flag_dir)
-    port = free_port()
-    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/", flag_dir
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="module")
