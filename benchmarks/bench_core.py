@@ -68,7 +68,7 @@ def main():
     size = comparer.view.input_size
     batch = {"images": torch.rand(128, 3, size, size), "labels": torch.randint(0, 7, (128,))}
     steps = []
-    for i in range(4):
+    for _ in range(4):
         start = time.perf_counter()
         loss, _ = batch_loss(model, batch)
         opt.zero_grad()

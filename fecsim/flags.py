@@ -141,7 +141,7 @@ def export_flags(flag_dir, out_csv) -> int:
     rows = []
     for r in read_flags(flag_dir):
         def rel(key):
-            return os.path.relpath((r["dir"] / r["files"][key]).resolve(), base)
+            return os.path.relpath((r["dir"] / r["files"][key]).resolve(), base)  # noqa: B023 (this r)
         rows.append({
             "a": rel("crop_a"), "b": rel("crop_b"), "same": r["same"],
             "model_probability": r["model_probability"], "model_verdict": r["model_verdict"],

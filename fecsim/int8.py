@@ -101,7 +101,8 @@ class Int8Encoder:
         path = Path(checkpoint_path).parent / meta.int8.file
         if not path.is_file():
             warnings.warn(f"{path} not found: running the float model, which is slower and whose "
-                          "answers differ slightly from the int8 ones it was calibrated on")
+                          "answers differ slightly from the int8 ones it was calibrated on",
+                          stacklevel=2)
             return None
         return cls(path, meta.int8.sha256)
 

@@ -84,7 +84,7 @@ def test_compare_matches_the_model(client, comparer, photos):
     assert Image.open(out["boxed_a"]).size == Image.open(photos["astronaut"]).size
     assert Image.open(out["boxed_b"]).size == Image.open(photos["mirror"]).size
     # Each face's expression distribution: in the details, and its top 3 as a label.
-    for key, face in (("a", expected.faces[0]), ("b", expected.faces[1])):
+    for key in "ab":
         distribution = details[f"expressions_{key}"]
         assert list(distribution) == list(expected.expressions["ab".index(key)])
         assert sorted(distribution) == sorted(comparer.model.config.class_names)
@@ -326,7 +326,7 @@ def test_app_py_makes_no_request_off_this_machine(random_checkpoint, photos, tmp
                 break
             except OSError:
                 if proc.poll() is not None or time.time() > deadline:
-                    raise AssertionError(f"app did not start:\n{proc.stdout.read()}")
+                    raise AssertionError(f"app did not start:\n{proc.stdout.read()}") from None
                 time.sleep(0.5)
         c = Client(url, verbose=False, analytics_enabled=False)
         p = compare(c, photos["astronaut"], photos["mirror"])["probability"]

@@ -13,10 +13,8 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import os
 import random
 import socket
-import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
