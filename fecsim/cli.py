@@ -97,6 +97,8 @@ def main(argv=None) -> int:
                              .to_dict(), indent=2))
             return 0
         if args.command == "evaluate-folder":
+            # The two evaluation commands read labelled splits with training's data code: imported
+            # only here, so that the rest of the runtime never loads fecsim.train.
             from .train.evaluate import evaluate_folder
             with torch.no_grad():
                 result = evaluate_folder(comparer.model, comparer.view, comparer.calibration,
