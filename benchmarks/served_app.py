@@ -44,7 +44,8 @@ class ServedApp:
             except OSError:
                 if self.proc.poll() is not None or time.time() > deadline:
                     self.close()
-                    raise RuntimeError(f"the app did not start: {(self.work / 'app.log').read_text()}")
+                    log = (self.work / 'app.log').read_text()
+                    raise RuntimeError(f"the app did not start: {log}") from None
                 time.sleep(0.5)
 
     @property

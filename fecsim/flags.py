@@ -15,21 +15,19 @@ photos, so they are removed once older than TMP_MAX_AGE. A record that cannot be
 that filled up, a hand edit) is skipped with a warning naming it. Every flag has its own folder, so
 concurrent flags cannot interleave.
 
-    python -m fecsim export-flags flagged/ --out pairs.csv    # or: python -m fecsim.flags ...
+    python -m fecsim export-flags flagged/ --out pairs.csv
 
 writes a CSV (a, b, same + provenance columns) of the crops the model saw with the users' labels,
 which `train.py --extra_pairs=pairs.csv` mixes into training.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime
 import json
 import logging
 import os
 import shutil
-import sys
 import time
 import uuid
 import zipfile
@@ -245,32 +243,6 @@ def zip_flags(flag_dir, out_zip) -> int:
     return len(folders)
 
 
-DESCRIPTION = "Export the web app's flags as labelled pairs for train.py --extra_pairs."
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("flag_dir", nargs="?", default="flagged",
-                        help="the app's flagging folder (default: flagged)")
-    parser.add_argument("--out", default="pairs.csv", help="CSV to write (default: pairs.csv)")
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fecsim export-flags", description=DESCRIPTION)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-def run(args) -> int:
-    if not Path(args.flag_dir).is_dir():
-        print(f"{args.flag_dir}: no such folder", file=sys.stderr)
-        return 2
-    n, skipped = export_flags(args.flag_dir, args.out)
-    print(f"wrote {n} pairs to {args.out}" + (f"; skipped {skipped} bad flag record"
-                                              f"{'s' * (skipped != 1)} (see the warnings above)"
-                                              if skipped else ""))
-    return 1 if skipped else 0
-
-
 def _copy_image(source, folder: Path, stem: str) -> str:
     """The photo upright and re-encoded without metadata: a JPEG stays JPEG (quality 95), any
     other format becomes PNG. Named by the format found in the bytes, never by the upload's own
@@ -318,6 +290,3 @@ def _fsync_dir(path: Path) -> None:
     finally:
         os.close(fd)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

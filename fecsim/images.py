@@ -5,7 +5,6 @@ import io
 import math
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 from PIL import ExifTags, Image, ImageMode, ImageOps, UnidentifiedImageError

@@ -1,7 +1,6 @@
 """Issue 18, the safety of a public app: each case found by probing it as an attacker and as a
 careless user would, outside the web layer (images, faces, text, uploads, retention, flags,
 checkpoints, the CLI's CSV handling). The web app's own cases are in tests/test_app.py."""
-import io
 
 import numpy as np
 import pytest
@@ -236,7 +235,7 @@ def test_every_bad_row_is_its_own_error_and_cells_are_spreadsheet_safe(comparer,
                                                                        tmp_path):
     import csv
     import shutil
-    from fecsim.cli import score_csv
+    from fecsim.csv_scoring import score_csv
     shutil.copy(astronaut_jpg, tmp_path / "a.jpg")
     shutil.copy(astronaut_jpg, tmp_path / "=HYPERLINK(x).jpg")
     lines = ["a,b,note", "a.jpg,a.jpg,fine", f"{'x' * 300}.jpg,a.jpg,long name",
@@ -254,7 +253,7 @@ def test_every_bad_row_is_its_own_error_and_cells_are_spreadsheet_safe(comparer,
 
 
 def test_a_duplicate_header_is_refused(comparer, tmp_path):
-    from fecsim.cli import score_csv
+    from fecsim.csv_scoring import score_csv
     from fecsim.errors import FecsimError
     (tmp_path / "pairs.csv").write_text("a,b,a\nx.jpg,y.jpg,z.jpg\n")
     with pytest.raises(FecsimError, match="duplicate column\\(s\\) 'a'"):
