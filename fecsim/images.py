@@ -134,8 +134,10 @@ def request_pixels(sources) -> int:
     return total
 
 
-def check_request_pixels(sources, limit: int = MAX_REQUEST_PIXELS) -> None:
-    """ImageError when the images of one request hold more than `limit` pixels together."""
+def check_request_pixels(sources, limit: int | None = None) -> None:
+    """ImageError when the images of one request hold more than `limit` pixels together
+    (default: MAX_REQUEST_PIXELS)."""
+    limit = MAX_REQUEST_PIXELS if limit is None else limit
     total = request_pixels(sources)
     if total > limit:
         raise ImageError(f"these photos hold {total / 1e6:,.0f} million pixels together, over the "

@@ -19,14 +19,14 @@ class TokenRefused(Exception):
 
 
 class TokenGate:
-    def __init__(self, expected: str, clock=time.monotonic):
-        self.expected, self.clock = expected, clock
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
         self._lock = threading.Lock()
         self._wrong = 0
         self._open_at = 0.0
 
-    def check(self, token) -> None:
-        """Returns when `token` is right; TokenRefused otherwise (wrong, or tried too soon)."""
+    def check(self, token, expected: str) -> None:
+        """Returns when `token` is `expected`; TokenRefused otherwise (wrong, or too soon)."""
         with self._lock:
             now = self.clock()
             if now < self._open_at:
@@ -34,7 +34,7 @@ class TokenGate:
                                    f"{self._open_at - now:.0f} s.")
             token = str(token or "")
             right = (len(token) <= MAX_TEXT_INPUT and
-                     hmac.compare_digest(token.encode(), self.expected.encode()))
+                     hmac.compare_digest(token.encode(), expected.encode()))
             if right:
                 self._wrong = 0
                 return

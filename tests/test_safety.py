@@ -184,20 +184,20 @@ def test_a_sweep_of_gradios_cache_spares_what_this_process_made(tmp_path):
 def test_wrong_tokens_are_answered_with_a_growing_delay():
     from fecsim.tokens import MAX_DELAY, TokenGate, TokenRefused
     now = [1000.0]
-    gate = TokenGate("s3cret", clock=lambda: now[0])
-    gate.check("s3cret")
+    gate = TokenGate(clock=lambda: now[0])
+    gate.check("s3cret", "s3cret")
     delays = []
     for _ in range(12):
         with pytest.raises(TokenRefused, match="Wrong token"):
-            gate.check("guess")
+            gate.check("guess", "s3cret")
         with pytest.raises(TokenRefused, match="Too many wrong tokens"):
-            gate.check("s3cret")      # even the right one waits: guessing cannot go round it
+            gate.check("s3cret", "s3cret")      # even the right one waits: guessing cannot go round it
         delays.append(gate._open_at - now[0])
         now[0] = gate._open_at
     assert delays[:4] == [1, 2, 4, 8] and delays[-1] == MAX_DELAY
-    gate.check("s3cret")              # after the wait the right token works, and resets
+    gate.check("s3cret", "s3cret")    # after the wait the right token works, and resets
     with pytest.raises(TokenRefused, match="in 1 s"):
-        gate.check("x" * 10_000_000)
+        gate.check("x" * 10_000_000, "s3cret")
 
 
 # Checkpoints: the model's shape bounded and type-checked --------------------------------------

@@ -12,12 +12,14 @@ import gradio as gr
 
 from ..errors import BoxError, FecsimError
 from ..faces import parse_box, parse_face_number
-from ..flags import ANSWERS, PERSISTENT_STORAGE
+from ..flags import ANSWERS, CONSENT_TEXT, kept_until
+from ..text import MAX_TEXT_INPUT
 from . import html, parts
 from .context import AppContext, bind, kept_for_the_page
 from .results import draw_boxes, example_files
 
 SAME, DIFFERENT = list(ANSWERS)
+FLAG_TITLE = "Not flagged"
 CAMERA_EVERY = 0.2  # seconds between the frames a capture camera keeps
 
 
@@ -49,8 +51,8 @@ def compare(ctx: AppContext, image_a, image_b, box_a=None, box_b=None, face_a=No
     state used for flagging.
     """
     start = time.perf_counter()
-    image_a, image_b = parts.path_of(image_a), parts.path_of(image_b)
-    paths = {"Image A": image_a, "Image B": image_b}
+    paths = parts.photo_paths(ctx, {"Image A": image_a, "Image B": image_b})
+    image_a, image_b = paths.values()
     parts.require(paths)
     try:
         chosen_a, found_a = choose_box(ctx, image_a, box_a, face_a, "Image A")
@@ -64,7 +66,10 @@ def compare(ctx: AppContext, image_a, image_b, box_a=None, box_b=None, face_a=No
                    faces_found_a=[list(b) for b in (found_a if found_a is not None else fa.found)],
                    faces_found_b=[list(b) for b in (found_b if found_b is not None else fb.found)],
                    checkpoint=comparer.path.name, checkpoint_sha256=comparer.sha256)
-    boxed = [ctx.results.saved(draw_boxes(f.image, f.box, details[f"faces_found_{k}"]), "jpeg")
+    # Drawn on the photo as the model worked on it (a large one reduced): boxes scaled to it.
+    boxed = [ctx.results.saved(draw_boxes(f.image, f.on_image(f.box),
+                                          [f.on_image(b) for b in details[f"faces_found_{k}"]]),
+                               "jpeg")
              for f, k in ((fa, "a"), (fb, "b"))]
     crops = [ctx.results.saved(fa.crop), ctx.results.saved(fb.crop)]
     details["seconds"] = round(time.perf_counter() - start, 3)  # on the server: the model,
@@ -81,19 +86,25 @@ def _distribution(expressions):
 
 def flag(ctx: AppContext, state, answer, agreed):
     """Store the last result as wrong, with the user's answer, for relabelling. Stores
-    nothing unless agreed is True: both photos, both crops and the answers are kept."""
+    nothing unless agreed is True: both photos (without their metadata), both crops and the
+    answers are kept, with the consent."""
     if not state:
-        raise gr.Error("Compare two photos first; then flag the result.")
+        raise parts.page_error("Compare two photos first; then flag the result.", FLAG_TITLE)
     if state["flagged"]:
-        raise gr.Error("This result is already flagged.")
+        raise parts.page_error("This result is already flagged.", FLAG_TITLE)
     if answer not in ANSWERS:
-        raise gr.Error(f"Choose the right answer first ({SAME} or {DIFFERENT}).")
+        raise parts.page_error(f"Choose the right answer first ({SAME} or {DIFFERENT}).",
+                               FLAG_TITLE)
     if agreed is not True:
-        raise gr.Error("Nothing was stored: tick the box to agree to storing the photos.")
-    count = ctx.logger.flag([state["original_a"], state["original_b"], state["crop_a"],
-                             state["crop_b"], state["result"]], flag_option=answer)
+        raise parts.page_error("Nothing was stored: tick the box to agree to storing the "
+                               "photos.", FLAG_TITLE)
+    try:
+        ctx.logger.flag([state["original_a"], state["original_b"], state["crop_a"],
+                         state["crop_b"], state["result"]], flag_option=answer, consent=True)
+    except FecsimError as exc:   # the disk: "nothing was stored", and why
+        raise parts.page_error(f"{exc.reason[0].upper()}{exc.reason[1:]}.", FLAG_TITLE) from None
     state = dict(state, flagged=True)
-    return f"Flagged: the right answer is **{answer}**. Thank you ({count} stored).", state
+    return f"Flagged: the right answer is **{answer}**. Thank you.", state
 
 
 def show_verdict(details):
@@ -108,12 +119,10 @@ def cleared_result():
 
 
 def storage_note(flag_dir: Path) -> str:
-    where = (f"in `{flag_dir}` on this server's persistent storage"
-             if flag_dir.resolve().is_relative_to(PERSISTENT_STORAGE) else
-             "on this server's disk, and kept only until the server restarts")
     return ("Flagging is optional and stores nothing until you tick the box. If you flag, both "
-            "photos (as uploaded or captured), both face crops shown above, the model's answer "
-            f"and yours are stored {where}, to relabel and retrain the model.")
+            "photos (upright, without their metadata: no place, no camera), both face crops "
+            "shown above, the model's answer and yours are stored "
+            f"{kept_until(flag_dir)}, to relabel and retrain the model.")
 
 
 def expressions(label: str, elem_id: str) -> gr.Label:
@@ -138,8 +147,11 @@ def build(ctx: AppContext):
             gr.Markdown("The largest face is used. Type a box in pixels, or pick another "
                         "detected face by its number on the result (1 = largest).")
             with gr.Row():
-                box_a = gr.Textbox(label="Box in A (x0, y0, x1, y1)", elem_id="box_a")
-                box_b = gr.Textbox(label="Box in B (x0, y0, x1, y1)", elem_id="box_b")
+                # Capped on the page; the server refuses a longer one unread (faces.parse_box).
+                box_a = gr.Textbox(label="Box in A (x0, y0, x1, y1)", elem_id="box_a",
+                                   max_length=MAX_TEXT_INPUT)
+                box_b = gr.Textbox(label="Box in B (x0, y0, x1, y1)", elem_id="box_b",
+                                   max_length=MAX_TEXT_INPUT)
             with gr.Row():
                 face_a = gr.Number(1, label="Face in A", precision=0, minimum=1)
                 face_b = gr.Number(1, label="Face in B", precision=0, minimum=1)
@@ -170,8 +182,7 @@ def build(ctx: AppContext):
             with gr.Row():
                 right_answer = gr.Radio([SAME, DIFFERENT], label="The right answer",
                                         elem_id="right_answer")
-                consent = gr.Checkbox(False, elem_id="consent", label=(
-                    "I agree that both photos, both crops and my answer are stored"))
+                consent = gr.Checkbox(False, elem_id="consent", label=CONSENT_TEXT)
                 flag_button = gr.Button("Flag this result as wrong", elem_id="flag")
             flag_status = gr.Markdown(elem_id="flag_status")
 
@@ -203,7 +214,8 @@ def _wire_compare(ctx: AppContext, trigger, inputs, outputs, shown, api_name=Non
     # Progress (and gradio's own error badge) on the result area alone, not on each field.
     event = trigger(bind(compare, ctx), inputs, outputs, api_name=api_name,
                     api_visibility="public" if api_name else "private",
-                    preprocess=False, js=html.START_CLOCK, show_progress_on=[verdict])
+                    preprocess=False, js=html.START_CLOCK, show_progress_on=[verdict],
+                    concurrency_id=parts.MODEL)
     event.success(show_verdict, details, shown, queue=False, api_visibility="private"
                   ).then(None, js=html.SHOW_WAITED)
     event.failure(bind(parts.shown_error, ctx), None, verdict, queue=False,

@@ -1,5 +1,6 @@
 """What every tab of the page shares: the one model, where flags go, the result files, the errors
-waiting for their page, and the GPU hook. One AppContext per page replaces module globals.
+waiting for their page, which files a call may name, and the GPU hook. One AppContext per page
+replaces module globals.
 
 The model is loaded on the CPU. On a GPU machine (a Hugging Face ZeroGPU Space among them) it is
 moved to CUDA only inside the functions decorated with spaces.GPU, which is where ZeroGPU allows
@@ -19,7 +20,9 @@ import torch
 
 from ..flags import PairFlagLogger
 from ..inference import ExpressionComparer
-from .results import ResultStore
+from ..tokens import TokenGate
+from ..uploads import Uploads, upload_folder
+from .results import EXAMPLES, ResultStore
 
 try:  # Hugging Face Spaces: runs the decorated function with a GPU attached.
     import spaces
@@ -59,11 +62,16 @@ class AppContext:
     flag_dir: Path
     results: ResultStore = field(default_factory=ResultStore)
     errors: ErrorStore = field(default_factory=ErrorStore)
+    uploads: Uploads | None = None   # None: gradio's upload cache, the examples, our results
+    flags_token: TokenGate = field(default_factory=TokenGate)
     id: int = field(default_factory=lambda: next(_ids))
 
     def __post_init__(self):
         self.flag_dir = Path(self.flag_dir)
         self.logger = PairFlagLogger(self.flag_dir)
+        if self.uploads is None:
+            self.uploads = Uploads(upload_folder(), EXAMPLES, self.results.folder)
+        self.results.sweep(at_once=True)   # what a crash or an earlier run left
         _contexts[self.id] = self
 
     # The model's calls, each inside the GPU hook. They take the context's id, not the context:
@@ -124,8 +132,8 @@ def kept_for_the_page(handler):
             return handler(ctx, *args, **kwargs)
         except gr.Error as exc:
             request = next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
-            if request is not None and request.session_hash:
-                ctx.errors.keep(request.session_hash, exc.message)
+            if request is not None and request.session_hash:   # as written: the page escapes it
+                ctx.errors.keep(request.session_hash, getattr(exc, "text", exc.message))
             raise
 
     return wrapper

@@ -32,7 +32,7 @@ def live_frame(ctx: AppContext, frame, reference, track, history, best):
 @kept_for_the_page
 def set_reference(ctx: AppContext, image, request: gr.Request = None):
     """Embed the reference face once for the live mode; returns (its crop, the state)."""
-    path = parts.path_of(image)
+    path = parts.photo_paths(ctx, {"The reference": image})["The reference"]
     if not path:
         return None, None, None, None
     try:
@@ -65,7 +65,7 @@ def build(ctx: AppContext):
     # The reference is embedded once; each frame is scored against it.
     reference.change(bind(set_reference, ctx), reference,
                      [reference_crop, reference_state, history, best], preprocess=False,
-                     api_visibility="private"
+                     api_visibility="private", concurrency_id=parts.MODEL
                      ).failure(bind(parts.shown_error, ctx), None, live_score, queue=False,
                                api_visibility="private")
     use_frame.click(bind(parts.captured, ctx), latest, reference, api_visibility="private",

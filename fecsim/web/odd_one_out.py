@@ -18,8 +18,8 @@ def odd_one_out(ctx: AppContext, image_1, image_2, image_3, request: gr.Request 
     """Which of three photos shows the odd expression out? Returns the three crops the model
     saw (the odd one highlighted), the answer, P(same expression) of each pair, and details."""
     start = time.perf_counter()
-    image_1, image_2, image_3 = parts.path_of(image_1), parts.path_of(image_2), parts.path_of(image_3)
-    paths = {"Image 1": image_1, "Image 2": image_2, "Image 3": image_3}
+    paths = parts.photo_paths(ctx, {"Image 1": image_1, "Image 2": image_2, "Image 3": image_3})
+    image_1, image_2, image_3 = paths.values()
     parts.require(paths)
     try:
         result = ctx.odd_one_out(image_1, image_2, image_3, (None, None, None))
@@ -63,7 +63,8 @@ def build(ctx: AppContext):
 
     outputs = [*crops, answer, pair_probabilities, details]
     event = odd_button.click(bind(odd_one_out, ctx), trio, outputs, api_name="odd_one_out",
-                             preprocess=False, show_progress_on=[answer])
+                             preprocess=False, show_progress_on=[answer],
+                             concurrency_id=parts.MODEL)
     event.success(highlight_odd, details, crops, queue=False, api_visibility="private")
     event.failure(bind(parts.shown_error, ctx), None, answer, queue=False,
                   api_visibility="private")

@@ -1,26 +1,39 @@
-"""What the tabs share: the photo, camera and result components, the uploaded file's path, the
+"""What the tabs share: the photo, camera and result components, the uploaded files' paths, the
 camera capture, and how an error reaches the page."""
 
 from __future__ import annotations
+
+import logging
 
 import gradio as gr
 from PIL import Image
 
 from ..errors import FecsimError
+from ..text import bounded
 from . import html
 from .context import AppContext
 
+# One concurrency group for every event that runs the model (compare, odd one out, rank, the
+# live mirror's reference): the queue's limit (one at a time) then holds across them all.
+MODEL = "model"
+MAX_ERROR = 400   # characters of an error message: it is kept per session and logged
+log = logging.getLogger("fecsim.web")
+
 CAMERA_NOTE = ("Nothing from the camera is kept unless you flag a result: frames are scored in "
-               "memory, captured photos live only in this server's temporary cache.")
+               "memory, captured photos stay in this server's temporary folders for at most an "
+               "hour.")
 
 
-def path_of(value):
-    """The uploaded file's path. The photo events skip gradio's preprocessing (preprocess=False),
-    which would open every upload with PIL first and fail with a generic message on a non-image
-    or an oversized photo; fecsim decodes it instead, safely, and says which image and why."""
-    if isinstance(value, dict):
-        return value.get("path")
-    return value
+def photo_paths(ctx: AppContext, values: dict) -> dict:
+    """label -> the uploaded file's path (None where none was given). The photo events skip
+    gradio's preprocessing (preprocess=False), which would open every upload with PIL first and
+    fail with a generic message on a non-image or an oversized photo; fecsim decodes it instead,
+    safely, and says which image and why. So it also checks the file itself: only this app's
+    uploads and examples, one refusal for any other path (uploads.py)."""
+    try:
+        return {label: ctx.uploads.path(value, label) for label, value in values.items()}
+    except FecsimError as exc:
+        raise page_error(str(exc)) from None
 
 
 def require(paths: dict):
@@ -36,8 +49,17 @@ def user_error(exc: FecsimError, paths: dict) -> gr.Error:
     return page_error(f"{label}: {exc.reason}" if label else str(exc))
 
 
-def page_error(message: str) -> gr.Error:
-    return gr.Error(message, title="Cannot compare")
+def page_error(message: str, title: str = "Cannot compare") -> gr.Error:
+    """A user's error: bounded, logged as one line without a traceback, HTML-escaped for the
+    toast (which renders HTML); `.text` keeps it as written, for the result area (html.error
+    escapes it there)."""
+    message = bounded(message, MAX_ERROR)
+    log.warning("user error: %s", " ".join(message.split()))
+    # "&" and "<" escaped: no tag or entity can start, and "x >= 1" still reads as written.
+    error = gr.Error(message.replace("&", "&amp;").replace("<", "&lt;"), title=title,
+                     print_exception=False)
+    error.text = message
+    return error
 
 
 def shown_error(ctx: AppContext, request: gr.Request):
@@ -53,8 +75,8 @@ def latest_frame(frame):
 def captured(ctx: AppContext, frame):
     """The camera's latest frame as a photo file (for Capture as A / B)."""
     if frame is None:
-        raise gr.Error("Start the camera first (the record button under the preview).",
-                       title="No camera frame")
+        raise page_error("Start the camera first (the record button under the preview).",
+                         title="No camera frame")
     return ctx.results.saved(Image.fromarray(frame), "jpeg")
 
 

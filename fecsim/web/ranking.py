@@ -8,6 +8,8 @@ import gradio as gr
 from PIL import Image
 
 from ..errors import FecsimError
+from ..images import check_request_pixels
+from ..text import bounded
 from . import parts
 from .context import AppContext, bind, kept_for_the_page
 
@@ -20,19 +22,23 @@ def rank(ctx: AppContext, reference, photos, request: gr.Request = None):
     """Who copied the reference's expression best? Ranks the photos by P(same expression as the
     reference), best first. Returns a gallery of their crops with captions, and the ranking as a
     list of {rank, name, probability, error}; a photo without a face is listed last with why."""
-    reference = parts.path_of(reference)
-    paths = [parts.path_of(p) for p in photos or []]
+    photos = list(photos) if isinstance(photos, (list, tuple)) else [photos] if photos else []
+    if len(photos) > MAX_RANKED:
+        raise parts.page_error(f"At most {MAX_RANKED} photos can be ranked at once "
+                               f"(got {len(photos)})")
+    paths = parts.photo_paths(ctx, {"The reference": reference,
+                                    **{f"Photo {i}": p for i, p in enumerate(photos, start=1)}})
+    reference = paths.pop("The reference")
     parts.require({"The reference": reference})
+    paths = [p for p in paths.values() if p]
     if not paths:
         raise parts.page_error("No photos to rank: upload some, or capture them with the camera")
-    if len(paths) > MAX_RANKED:
-        raise parts.page_error(f"At most {MAX_RANKED} photos can be ranked at once "
-                               f"(got {len(paths)})")
     try:
+        check_request_pixels([reference, *paths])   # the memory and time of one request
         ranked = ctx.rank(reference, paths)
     except FecsimError as exc:
         raise parts.user_error(exc, {"The reference": reference}) from None
-    names = {p: Path(p).name for p in paths}
+    names = {p: bounded(Path(p).name) for p in paths}
     table, gallery = [], []
     for i, r in enumerate(ranked, start=1):
         name = names[r.source]
@@ -48,7 +54,8 @@ def add_capture(ctx: AppContext, frame, photos):
     """The camera's latest frame added to the photos to rank."""
     if frame is None:
         parts.captured(ctx, frame)  # says why
-    photos = [parts.path_of(p) for p in photos or []]
+    photos = [p for p in parts.photo_paths(
+        ctx, {f"Photo {i}": p for i, p in enumerate(photos or [], start=1)}).values() if p]
     path = ctx.results.capture_path(len(photos) + 1)
     Image.fromarray(frame).save(path, quality=92)
     return [*photos, str(path)]
@@ -84,7 +91,8 @@ def build(ctx: AppContext):
     add_button.click(bind(add_capture, ctx), [latest, photos], photos,
                      api_visibility="private", concurrency_limit=None)
     event = rank_button.click(bind(rank, ctx), [reference, photos], [gallery, ranking],
-                              api_name="rank", preprocess=False, show_progress_on=[gallery])
+                              api_name="rank", preprocess=False, show_progress_on=[gallery],
+                              concurrency_id=parts.MODEL)
     event.success(cleared_message, None, message, queue=False, api_visibility="private")
     event.failure(bind(parts.shown_error, ctx), None, message, queue=False,
                   api_visibility="private")

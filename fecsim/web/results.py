@@ -13,6 +13,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from ..files import shipped, write_atomic
+from ..retention import Sweeper
+from ..uploads import upload_folder
 
 EXAMPLES = shipped("examples")
 OUTPUTS = Path(tempfile.gettempdir()) / "fecsim-app"  # result images, named by content
@@ -21,11 +23,16 @@ RESULT_MAX_AGE = 3600  # seconds a result image (ours, and gradio's cached copy)
 
 
 class ResultStore:
-    """Result images in one folder, named by content; those older than max_age are deleted."""
+    """Result images in one folder, named by content; those older than max_age are deleted, in
+    sub-folders too (captures), and so is what an earlier run left in gradio's upload cache
+    (`cache`): at start-up and then every max_age / 6 (retention.py)."""
 
-    def __init__(self, folder: Path = OUTPUTS, max_age: float = RESULT_MAX_AGE):
+    def __init__(self, folder: Path = OUTPUTS, max_age: float = RESULT_MAX_AGE, cache=None):
         self.folder, self.max_age = Path(folder), max_age
-        self.last_sweep = 0.0
+        started = time.time()
+        self.sweepers = [Sweeper([self.folder], max_age, max_age / 6),
+                         Sweeper([cache or upload_folder()], max_age, max_age / 6,
+                                 changed_before=started)]
 
     def saved(self, image: Image.Image, format: str = "png") -> str:
         """The image as a file named by its content, written atomically (temporary name + rename).
@@ -52,18 +59,10 @@ class ResultStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix="capture-", dir=self.folder)) / f"capture-{number}.jpg"
 
-    def sweep(self):
-        """Delete result images older than max_age; looks at most every max_age / 6."""
-        now = time.time()
-        if now - self.last_sweep < self.max_age / 6:
-            return
-        self.last_sweep = now
-        for old in self.folder.iterdir():
-            try:
-                if now - old.stat().st_mtime > self.max_age:
-                    old.unlink()
-            except OSError:
-                pass  # removed meanwhile by another request
+    def sweep(self, at_once: bool = False) -> int:
+        """Delete what is older than max_age; unless at_once, at most every max_age / 6.
+        Returns how many files went."""
+        return sum(s.now() if at_once else s.maybe() for s in self.sweepers)
 
 
 def draw_boxes(image: Image.Image, box, found) -> Image.Image:
