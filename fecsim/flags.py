@@ -270,7 +270,9 @@ def _save_png(image, path: Path, icc_profile=None) -> str:
     if not isinstance(image, Image.Image):
         image = Image.open(image)
     with open(path, "wb") as f:
-        image.save(f, format="PNG", **({"icc_profile": icc_profile} if icc_profile else {}))
+        # Level 1: an 80 MP original encodes in seconds, not tens of them (flags are few).
+        image.save(f, format="PNG", compress_level=1,
+                   **({"icc_profile": icc_profile} if icc_profile else {}))
         f.flush()
         os.fsync(f.fileno())
     return path.name
