@@ -182,7 +182,7 @@ def test_a_box_mostly_outside_the_photo_is_refused(client, photos):
 
 
 def test_result_images_and_gradio_cache_are_cleaned(comparer, tmp_path):
-    results = ResultStore(tmp_path)
+    results = ResultStore(tmp_path, cache=tmp_path / "cache")
     old = tmp_path / "old.png"
     old.write_bytes(b"yesterday's result")
     os.utime(old, (time.time() - RESULT_MAX_AGE - 60,) * 2)
@@ -190,6 +190,26 @@ def test_result_images_and_gradio_cache_are_cleaned(comparer, tmp_path):
     assert not old.exists() and Path(kept).exists()
     demo = build_demo(comparer=comparer)
     assert demo.delete_cache == (RESULT_MAX_AGE // 6, RESULT_MAX_AGE)
+
+
+def test_a_server_file_is_never_read_through_the_api(client, photos, tmp_path):
+    """Issue 18: a dict without gradio's meta skipped gradio's upload check, and the app opened
+    any path; a missing path was told apart from an existing one by its message."""
+    server_file = tmp_path / "nobody-uploaded.jpg"
+    server_file.write_bytes(photos["astronaut"].read_bytes())
+    messages = set()
+    for path in (server_file, tmp_path / "missing.jpg"):
+        for api_name, others in (("/compare", 1), ("/odd_one_out", 2)):
+            with pytest.raises(AppError) as refused:
+                client.predict({"path": str(path)}, *[handle_file(str(photos["astronaut"]))] * others,
+                               api_name=api_name)
+            messages.add(str(refused.value).replace("Image 1", "Image A"))
+        with pytest.raises(AppError) as refused:
+            client.predict({"path": str(path)}, [handle_file(str(photos["astronaut"]))],
+                           api_name="/rank")
+        messages.add(str(refused.value).replace("The reference", "Image A"))
+    assert messages == {"Image A: not a photo uploaded to this app: upload it (from a script, "
+                        "gradio_client's handle_file)"}
 
 
 def test_flag_stores_the_result_and_exports_it(served, comparer, photos, tmp_path):
@@ -219,11 +239,13 @@ def test_flag_stores_the_result_and_exports_it(served, comparer, photos, tmp_pat
     assert flag["box_a"] == details["box_a"] and flag["box_b"] == details["box_b"]
     assert flag["checkpoint_sha256"] == comparer.sha256
     folder = flag["dir"]
-    assert (folder / flag["files"]["original_a"]).read_bytes() == photos["astronaut"].read_bytes()
-    assert (folder / flag["files"]["original_b"]).read_bytes() == photos["close"].read_bytes()
+    for key, photo in (("original_a", photos["astronaut"]), ("original_b", photos["close"])):
+        stored = Image.open(folder / flag["files"][key])   # re-encoded without metadata
+        assert stored.size == Image.open(photo).size and not stored.getexif()
+    assert flag["consent"]["given"] is True and "Thank you." in status
     assert Image.open(folder / flag["files"]["crop_a"]).size == (48, 48)
     out = tmp_path / "pairs.csv"
-    assert export_flags(flag_dir, out) == len(flags)
+    assert export_flags(flag_dir, out) == (len(flags), 0)
     assert "different expression" in out.read_text()
 
 
@@ -234,6 +256,9 @@ def test_flags_download_needs_the_token(client, served, monkeypatch, tmp_path):
     monkeypatch.setenv("FECSIM_FLAGS_TOKEN", "s3cret-token")
     with pytest.raises(AppError, match="Wrong token"):
         client.predict("guess", api_name="/download_flags")
+    with pytest.raises(AppError, match="Too many wrong tokens"):   # guessing is slowed down
+        client.predict("s3cret-token", api_name="/download_flags")
+    time.sleep(1.1)
     archive = client.predict("s3cret-token", api_name="/download_flags")
     with zipfile.ZipFile(archive) as z:
         z.extractall(tmp_path)
