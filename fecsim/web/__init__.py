@@ -33,6 +33,7 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
     comparer = comparer or ExpressionComparer.load(checkpoint_path or checkpoint.SHIPPED,
                                                    device="cpu")
     ctx = AppContext(comparer, Path(flag_dir) if flag_dir is not None else default_flag_dir())
+    ctx.results.keep_sweeping()   # users' photos gone within the hour, used or idle
     with gr.Blocks(title="fecsim: same facial expression?",
                    delete_cache=(RESULT_MAX_AGE // 6, RESULT_MAX_AGE)) as demo:
         gr.Markdown("# Do these two faces show the same facial expression?\n"

@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -58,6 +59,14 @@ class ResultStore:
         """A new file for a camera capture (its own folder: the name shows in the photo list)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix="capture-", dir=self.folder)) / f"capture-{number}.jpg"
+
+    def keep_sweeping(self) -> None:
+        """Sweep every max_age / 6 in a background thread: an idle app keeps its promise too."""
+        def loop():
+            while True:
+                time.sleep(self.max_age / 6)
+                self.sweep()
+        threading.Thread(target=loop, daemon=True, name="fecsim-sweep").start()
 
     def sweep(self, at_once: bool = False) -> int:
         """Delete what is older than max_age; unless at_once, at most every max_age / 6.
