@@ -170,7 +170,8 @@ def test_bad_inputs_are_reported_and_the_app_keeps_serving(client, photos, not_a
         "same expression", "different expression")
 
 
-@pytest.mark.parametrize("face", ["inf", "1e400", 0, -5, 1.7])
+@pytest.mark.parametrize("face", ["inf", "1e400", 0, -5, 1.7, 10 ** 400],
+                         ids=["inf", "1e400", "0", "-5", "1.7", "400 digits"])
 def test_a_face_number_must_be_a_whole_number_from_one(client, photos, face):
     with pytest.raises(AppError, match=r"Image A: the face number must be a whole number >= 1"):
         compare(client, photos["astronaut"], photos["two"], face_a=face)
