@@ -167,7 +167,8 @@ def _meta_problem(meta: dict) -> str:
         if not ok(holder[key]):
             return f"{name} must be {wanted} (got {quoted(holder[key])})"
     model = meta.get("model") or {}
-    if model.get("class_names") and len(model["class_names"]) != model.get("num_classes", 0):
+    if model.get("num_classes") and model.get("class_names") and \
+            len(model["class_names"]) != model["num_classes"]:
         return "model.class_names must name each of model.num_classes classes"
     return ""
 

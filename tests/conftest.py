@@ -5,6 +5,12 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# A gradio upload cache of the run's own: gradio names cached files by content, so another
+# process serving the same photo (another test run, an app) would share, and delete, its copies;
+# and the app's start-up sweep of the cache then touches nothing but the tests' files.
+if "GRADIO_TEMP_DIR" not in os.environ:
+    import tempfile
+    os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="fecsim-tests-gradio-")
 
 import socket  # noqa: E402
 
