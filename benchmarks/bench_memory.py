@@ -10,7 +10,7 @@ of three, /flag of that pair (the originals re-encoded without metadata), /rank 
 and 17 of them (18 x 80 MP = 1.44 GP), /rank of six 50 MP JPEGs (the issue's case) and
 /download_flags. Prints the rise of the server's peak above its resident size before the call,
 in MB, as JSON.
---quick: 20 MP photos and 5 ranked, to try the script.
+--quick: 20 MP photos and 5 ranked, to try the script; --only flag: only the calls so named.
 """
 import argparse
 import json
@@ -46,6 +46,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=None, help="default: the shipped model")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="", help="measure only the calls whose name has this")
     args = parser.parse_args(argv)
     mp, ranked = (20, 5) if args.quick else (80, 17)
     work = Path(tempfile.mkdtemp(prefix="fecsim-memory-"))
@@ -57,6 +58,8 @@ def main(argv=None) -> int:
     def measure(name, *inputs, api_name, before=None):
         """One call on a fresh server (memory a call freed stays in the process: the next
         call would reuse it unseen); the rise of its peak above the warm server's size."""
+        if args.only not in name:
+            return
         with ServedApp(work / f"server-{len(results)}", args.checkpoint) as app:
             client = Client(app.url, verbose=False, analytics_enabled=False)
             client.predict(handle_file(str(small)), handle_file(str(small)), api_name="/compare")
