@@ -29,6 +29,9 @@ MIN_FACE_FRACTION = 0.08  # faces narrower than this share of the photo's longer
 MIN_FACE_PROB = 0.9      # below this MTCNN's candidates are mostly not faces
 MIN_FACE_SIDE = 20       # the smallest face MTCNN is asked for (its own default): a photo
                          # narrower than this cannot hold one
+NO_FACE_ADVICE = ("no face found. A face is found when it is turned to the camera, well lit and "
+                  f"not too small (at least {MIN_FACE_FRACTION:.0%} of the picture's longer side): "
+                  "come closer to the camera, or crop the photo around the face, or give its box")
 
 
 class Detection(NamedTuple):
@@ -123,8 +126,10 @@ class FaceCropper:
         self.margin = view.face.margin
         self._local = threading.local()   # one MTCNN per thread: detect() sets min_face_size
 
-    def detect(self, image: Image.Image) -> list[Detection]:
-        """Faces found, largest first; each indexes as (x0, y0, x1, y1, probability, eyes)."""
+    def detect(self, image: Image.Image, finer: bool = False) -> list[Detection]:
+        """Faces found, largest first; each indexes as (x0, y0, x1, y1, probability, eyes).
+        finer: down to MIN_FACE_SIDE whatever the photo's size, the faces a group photo's back
+        row holds (slower: the page counts them to say how many were too small to use)."""
         if min(image.size) < MIN_FACE_SIDE:
             return []
         mtcnn = getattr(self._local, "mtcnn", None)
@@ -138,7 +143,7 @@ class FaceCropper:
         scale = min(1.0, max(DETECT_MAX_SIDE / max(image.size), MIN_FACE_SIDE / min(image.size)))
         small = image.resize((round(image.width * scale), round(image.height * scale)),
                              Image.BILINEAR) if scale < 1 else image
-        mtcnn.min_face_size = min_face_size(small.size)
+        mtcnn.min_face_size = MIN_FACE_SIDE if finer else min_face_size(small.size)
         boxes, probs, points = mtcnn.detect(small, landmarks=True)
         if boxes is None:
             return []
@@ -166,9 +171,7 @@ class FaceCropper:
                                   f"find a face in (faces need at least {MIN_FACE_SIDE} px)")
             found = self.detect(image)
             if not found:
-                raise NoFaceError(source=name, reason=f"no face found (faces narrower than "
-                                  f"{MIN_FACE_FRACTION:.0%} of the photo are skipped: crop the "
-                                  "photo or give the face's box)")
+                raise NoFaceError(source=name, reason=NO_FACE_ADVICE)
             box = found[0][:4]
         eyes = found[0].eyes if found else None
         return Face(self.crop(image, box, eyes), tuple(round(v, 1) for v in box), image,

@@ -17,6 +17,7 @@ MAX_PIXELS = 80_000_000
 # Decoded bytes (pixels x bands x bytes per sample, from the header's mode), refused beyond this
 # before decoding: an 80 MP RGB photo is 240 MB, while a 16-bit or RGBA file needs more per pixel.
 MAX_DECODED_BYTES = 256_000_000
+SMALLER_COPY = "send a smaller copy of the photo (phones can share one at a smaller size)"
 # The only formats PIL may parse, by its plugin names; the file extension each is stored under.
 # Every other plugin stays untried: an .eps upload, say, would make PIL run Ghostscript.
 FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp",
@@ -69,7 +70,8 @@ def load_image(source, max_pixels: int = MAX_PIXELS) -> Image.Image:
 def _check_size(image: Image.Image, name: str, max_pixels: int) -> None:
     width, height = image.size
     if width * height > max_pixels:
-        raise ImageError(source=name, reason=f"{width}x{height} pixels is over the limit of {max_pixels}")
+        raise ImageError(source=name, reason=f"{width}x{height} pixels is over the limit of "
+                         f"{_megapixels(max_pixels)}: {SMALLER_COPY}")
     try:
         mode = ImageMode.getmode(image.mode)
         per_pixel = len(mode.bands) * np.dtype(mode.typestr).itemsize
@@ -78,7 +80,7 @@ def _check_size(image: Image.Image, name: str, max_pixels: int) -> None:
     if width * height * per_pixel > MAX_DECODED_BYTES:
         raise ImageError(source=name, reason=f"{width}x{height} {image.mode} would take "
                          f"{width * height * per_pixel / 1e6:.0f} MB decoded, over the limit of "
-                         f"{MAX_DECODED_BYTES / 1e6:.0f} MB")
+                         f"{MAX_DECODED_BYTES / 1e6:.0f} MB: {SMALLER_COPY}")
 
 
 def format_of(file) -> str:
@@ -93,7 +95,8 @@ def format_of(file) -> str:
 def _open(file, name: str, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # PIL's own warning, from 89 MP, would word it as an attack: ours follows at once.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             Image.init()   # every plugin registered, so that each of FORMATS is known
             # (MPO, a phone's JPEG with extra frames, is opened by the JPEG plugin.)
             image = Image.open(file, formats=[f for f in FORMATS if f != "MPO"])
@@ -108,11 +111,16 @@ def _open(file, name: str, max_pixels: int) -> Image.Image:
             raise ImageError(source=name, reason=f"unsupported image format {found} (fecsim reads "
                              f"{', '.join(FORMATS)})") from exc
         raise ImageError(source=name, reason=f"not an image file") from exc
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(source=name, reason=f"refused as a possible decompression bomb ({exc})") from exc
+    except Image.DecompressionBombError as exc:   # PIL refuses to open twice its warning size
+        raise ImageError(source=name, reason=f"over {_megapixels(2 * Image.MAX_IMAGE_PIXELS)}, "
+                         f"far over the limit of {_megapixels(max_pixels)}: {SMALLER_COPY}") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(source=name, reason=f"truncated or corrupt image ({exc})") from exc
     return image
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.0f} megapixels"
 
 
 def _from_array(array: np.ndarray, name: str) -> Image.Image:
