@@ -4,7 +4,7 @@ import csv
 import io
 
 from fecsim.inference import RankedPhoto
-from fecsim.ranking import capture_name, display_name, reason, rows, safe_cell, to_csv
+from fecsim.leaderboard import capture_name, display_name, reason, rows, safe_cell, to_csv
 
 RANKED = [RankedPhoto("/t/Ana.jpg", 0.91, None), RankedPhoto("/t/=HYPERLINK(x).jpg", 0.2, None),
           RankedPhoto("/t/cup.png", None, None, "no face found")]
