@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from gradio_client import Client, handle_file
 
-from fecsim import checkpoint, examples
-from fecsim.app import CONCURRENCY, build_demo
+from fecsim import checkpoint, shipped_examples
+from fecsim.web import CONCURRENCY, build_demo
 
-PAIR = examples.pairs()[0].photos
+PAIR = shipped_examples.pairs()[0].photos
 
 
 def percentile(values, q):

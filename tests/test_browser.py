@@ -6,9 +6,9 @@ and the live mirror mode through chromium's fake camera fed with real faces. Scr
 state at 1366x768 and 390x844 go to test-artifacts/. Every request the page makes must stay on
 127.0.0.1.
 """
+import csv
 import os
 import re
-import socket
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fecsim import ExpressionComparer
-from fecsim.app import build_demo, launch
+from fecsim import ExpressionComparer, shipped_examples
 from fecsim.flags import read_flags
 
 pytestmark = pytest.mark.slow
@@ -67,20 +66,6 @@ def webcam_frames(astronaut) -> list:
 
 
 @pytest.fixture(scope="module")
-def app(random_checkpoint, tmp_path_factory):
-    flag_dir = tmp_path_factory.mktemp("flagged")
-    demo = build_demo(random_checkpoint, flag_dir=flag_dir)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/", flag_dir
-    finally:
-        demo.close()
-
-
-@pytest.fixture(scope="module")
 def browser(tmp_path_factory, astronaut):
     camera = write_y4m(tmp_path_factory.mktemp("camera") / "faces.y4m", webcam_frames(astronaut))
     with sync_api.sync_playwright() as p:
@@ -96,7 +81,7 @@ def browser(tmp_path_factory, astronaut):
 
 
 @pytest.fixture
-def page(browser, app):
+def page(browser, served):
     context = browser.new_context(permissions=["camera"], viewport=WIDE)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
@@ -104,20 +89,24 @@ def page(browser, app):
     page.on("request", lambda r: off_machine.append(r.url)
             if urlparse(r.url).scheme in ("http", "https", "ws", "wss")
             and urlparse(r.url).hostname not in LOCAL_HOSTS else None)
-    page.goto(app[0])
+    page.goto(served[0])
     page.wait_for_selector("#compare")
     yield page
     context.close()
     assert off_machine == [], f"the page reached other machines: {off_machine}"
 
 
-WIDE, PHONE = {"width": 1366, "height": 768}, {"width": 390, "height": 844}
+WIDE, PROJECTOR, PHONE = ({"width": 1366, "height": 768}, {"width": 1280, "height": 720},
+                          {"width": 390, "height": 844})
 
 
 def screenshot(page, name: str):
-    """The page as it is now, on a laptop and on a phone."""
+    """The page as it is now: on a laptop and on a phone (the whole page), and what a 1280x720
+    projector shows without scrolling."""
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}-1366x768.png"), full_page=True)
+    page.set_viewport_size(PROJECTOR)
+    page.screenshot(path=str(ARTIFACTS / f"{name}-1280x720.png"))
     page.set_viewport_size(PHONE)
     page.screenshot(path=str(ARTIFACTS / f"{name}-390x844.png"), full_page=True)
     page.set_viewport_size(WIDE)
@@ -145,7 +134,9 @@ def compare_and_read(page, click="#compare"):
     if page.locator("#verdict .fecsim-error").count():
         screenshot(page, "unexpected-error")
         pytest.fail(f"the page shows an error: {page.locator('#verdict').inner_text()}")
-    return (page.locator("#verdict .fecsim-verdict").inner_text().lower(),
+    verdict = page.locator("#verdict .fecsim-verdict").inner_text()
+    assert verdict[0] in "\u2713\u2717", verdict   # a mark as well as the colour and the word
+    return (verdict[1:].strip().lower(),
             float(page.locator("#verdict .fecsim-bar").first.get_attribute("aria-valuenow")))
 
 
@@ -156,7 +147,7 @@ def test_first_view_is_empty(page):
     screenshot(page, "01-start")
 
 
-def test_upload_compare_and_flag_with_consent(page, app, random_checkpoint, astronaut_jpg,
+def test_upload_compare_and_flag_with_consent(page, served, random_checkpoint, astronaut_jpg,
                                               tmp_path):
     other = tmp_path / "close-up.jpg"
     Image.open(astronaut_jpg).crop((96, 0, 352, 256)).save(other)
@@ -175,7 +166,7 @@ def test_upload_compare_and_flag_with_consent(page, app, random_checkpoint, astr
     screenshot(page, "02-result")
 
     # Flagging shows what is stored and stores nothing until the consent box is ticked.
-    flag_dir = app[1]
+    flag_dir = served[1]
     before = len(read_flags(flag_dir))
     sync_api.expect(page.get_by_text("stores nothing until you tick the box")).to_be_visible()
     page.locator("#right_answer").get_by_text("different expression").click()
@@ -295,3 +286,145 @@ def test_odd_one_out_and_who_copied_it_best(page, astronaut_jpg, no_face_jpg, tm
     page.click("#rank")
     sync_api.expect(page.locator("#ranking_gallery img")).to_have_count(2, timeout=TIMEOUT_MS)
     screenshot(page, "11-who-copied-it-best")
+
+
+def in_view(page, selector: str) -> bool:
+    box = page.locator(selector).first.bounding_box()
+    size = page.viewport_size
+    return (box is not None and box["x"] >= 0 and box["y"] >= 0
+            and box["x"] + box["width"] <= size["width"] and box["y"] + box["height"] <= size["height"])
+
+
+def test_a_capture_round_on_a_projector_needs_no_scrolling(page):
+    page.set_viewport_size(PROJECTOR)
+    start_camera(page, "camera")
+    time.sleep(1)   # a few frames streamed
+    for projector in (False, True):   # the page as it opens, then in large type
+        if projector:
+            page.click("#projector")
+        page.click("#capture_a")
+        wait_uploaded(page, "image_a")
+        page.click("#capture_b")
+        compare_and_read(page, click=None)
+        page.locator("#crop_b img:visible").first.wait_for()
+        seen = {s: in_view(page, s) for s in ("#camera video", "#capture_a", "#capture_b",
+                                                "#verdict .fecsim-verdict", "#verdict .fecsim-bar",
+                                                "#crop_a img", "#crop_b img")}
+        assert all(seen.values()) and page.evaluate("scrollY") == 0, (projector, seen)
+        page.screenshot(path=str(ARTIFACTS / f"12-projector-round{'-large' * projector}-1280x720.png"))
+    sync_api.expect(page.locator("body.fecsim-projector")).to_have_count(1)
+    screenshot(page, "12-projector-round")
+
+
+def test_an_example_runs_on_click(page, random_checkpoint):
+    example = shipped_examples.pairs()[0]
+    page.locator("#pair_examples tbody tr").first.click()
+    verdict, probability = compare_and_read(page, click=None)   # no Compare click
+    expected = ExpressionComparer.load(random_checkpoint, device="cpu").compare(*example.photos)
+    assert verdict == expected.verdict and probability == pytest.approx(expected.probability, abs=1e-3)
+    sync_api.expect(page.locator("#pair_examples")).to_contain_text(example.caption)
+    # Every image has alt text (gradio leaves it empty): the crops', the examples' and the inputs'.
+    page.locator("#crop_b img:visible").first.wait_for()
+    empty = page.evaluate("""() => [...document.querySelectorAll('img')]
+        .filter(i => i.offsetWidth > 0 && !i.alt.trim()).map(i => i.src.slice(-40))""")
+    assert empty == []
+    assert page.locator("#crop_a img").first.get_attribute("alt") == "Crop A (model's view)"
+    screenshot(page, "13-example-on-click")
+
+    page.get_by_role("tab", name="Odd one out").click()
+    page.locator("#triplet_examples tbody tr").first.click()
+    sync_api.expect(page.locator("#odd_answer")).to_contain_text("is the odd one out")
+    # On a phone every tab is one tap away: none hides behind a "..." menu.
+    page.set_viewport_size(PHONE)
+    page.evaluate("scrollTo(0, 0)")
+    sync_api.expect(page.get_by_role("tab")).to_have_count(4)
+    assert all(in_view(page, f"[role=tab] >> nth={i}") for i in range(4))
+    assert page.locator("[aria-label='More tabs']:visible").count() == 0
+    page.set_viewport_size(WIDE)
+
+
+def test_the_ranking_is_a_table_with_names_and_a_csv(page, astronaut, astronaut_jpg, no_face_jpg,
+                                                     tmp_path):
+    formula = tmp_path / "=HYPERLINK(1).jpg"
+    Image.open(astronaut_jpg).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(formula)
+    page.get_by_role("tab", name="Classroom: who copied it best?").click()
+    upload(page, "rank_reference", astronaut_jpg)
+    page.locator("#rank_photos input[type=file]").set_input_files([str(formula), str(no_face_jpg)])
+    sync_api.expect(page.locator("#rank_photos")).to_contain_text("coffee")
+    start_camera(page, "rank_camera")
+    page.locator("#capture_name input, #capture_name textarea").first.fill("Zoë")
+    page.click("#add_capture")
+    sync_api.expect(page.locator("#rank_photos")).to_contain_text("Zoë")
+    sync_api.expect(page.locator("#capture_name input, #capture_name textarea").first).to_have_value("")
+    page.click("#rank")
+    rows = page.locator("#ranking_table tbody tr")
+    sync_api.expect(rows).to_have_count(3, timeout=TIMEOUT_MS)
+    cells = [[c.strip() for c in rows.nth(i).locator("td").all_inner_texts()] for i in range(3)]
+    assert {cells[0][1], cells[1][1]} == {"Zoë", "=HYPERLINK(1)"}
+    assert [c[0] for c in cells] == ["1", "2", "-"] and cells[2][1] == "coffee"
+    assert cells[2][3].startswith("not scored: no face found")
+    assert all(re.fullmatch(r"\d+%", c[2]) for c in cells[:2])
+    # Readable: the scores in large type on a projector and on a phone.
+    for size in (PROJECTOR, PHONE):
+        page.set_viewport_size(size)
+        assert page.evaluate("""() => parseFloat(getComputedStyle(
+            document.querySelector('#ranking_table td.fecsim-score')).fontSize)""") >= 18
+        assert in_view(page, "#ranking_table table") or page.locator(
+            "#ranking_table table").bounding_box()["width"] <= size["width"]
+    page.set_viewport_size(WIDE)
+    with page.expect_download() as download:
+        page.click("#ranking_csv")
+    table = list(csv.reader(open(download.value.path(), encoding="utf-8")))
+    assert table[0] == ["rank", "name", "P(same expression)", "reason"]
+    assert "'=HYPERLINK(1)" in [row[1] for row in table] and table[3][:2] == ["", "coffee"]
+    screenshot(page, "14-ranking-table")
+
+
+# Every visible text's colour against the background it sits on (ancestors' colours composited),
+# as WCAG computes contrast; large text (24 px, or 18.66 px bold) needs 3:1, other text 4.5:1.
+CONTRAST = """() => {
+  const parse = c => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+    const v = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return [v[0], v[1], v[2], v.length > 3 ? v[3] : 1]; };
+  const over = (top, below) => [0, 1, 2].map(i => top[i] * top[3] + below[i] * (1 - top[3])).concat([1]);
+  const lum = c => { const [r, g, b] = c.slice(0, 3).map(v => { v /= 255;
+    return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p);
+    return (x + 0.05) / (y + 0.05); };
+  const backdrop = el => { const layers = []; let opacity = 1;
+    for (let e = el; e; e = e.parentElement) { const s = getComputedStyle(e);
+      opacity *= parseFloat(s.opacity);
+      if (s.backgroundImage !== 'none') return null;   // a gradient or picture: not measurable
+      const c = parse(s.backgroundColor);
+      if (c && c[3] > 0) { layers.push(c); if (c[3] >= 1) break; } }
+    let bg = [255, 255, 255, 1];
+    for (const c of layers.reverse()) bg = over(c, bg);
+    return {bg, opacity}; };
+  const found = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const text = [...el.childNodes].filter(n => n.nodeType === 3).map(n => n.textContent).join('').trim();
+    const s = getComputedStyle(el), r = el.getBoundingClientRect();
+    if (!text || r.width < 1 || r.height < 1 || s.visibility === 'hidden' || el.closest('[aria-hidden=true]')) continue;
+    const b = backdrop(el); if (!b) continue;
+    const c = parse(s.color), fg = over([c[0], c[1], c[2], c[3] * b.opacity], b.bg);
+    const size = parseFloat(s.fontSize), large = size >= 24 || (size >= 18.66 && parseInt(s.fontWeight) >= 700);
+    found.push({text: text.slice(0, 40), ratio: ratio(fg, b.bg), needed: large ? 3 : 4.5});
+  }
+  return found; }"""
+
+
+@pytest.mark.parametrize("theme", ["dark", "light"])
+def test_text_contrast_meets_wcag_aa(browser, served, theme):
+    context = browser.new_context(viewport=PROJECTOR, color_scheme=theme)
+    page = context.new_page()
+    page.goto(served[0] + f"?__theme={theme}")
+    page.locator("#pair_examples tbody tr").nth(1).click()   # clearly different: the red verdict
+    compare_and_read(page, click=None)
+    page.locator("#crop_b img:visible").first.wait_for()
+    texts = page.evaluate(CONTRAST)
+    page.screenshot(path=str(ARTIFACTS / f"15-contrast-{theme}-1280x720.png"))
+    context.close()
+    assert len(texts) > 30 and any(t["text"].endswith("expression") for t in texts)
+    low = [t for t in texts if t["ratio"] < t["needed"]]
+    assert low == [], low

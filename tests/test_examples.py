@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from fecsim import ExpressionComparer, examples
+from fecsim import ExpressionComparer, shipped_examples as examples
 
 LABELS = {"happy": "happiness", "surprise": "surprise", "sad": "sadness", "angry": "anger",
           "neutral": "neutral", "disgust": "disgust"}   # as in examples/make_examples.py

@@ -11,7 +11,9 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent / "examples"
+from .files import shipped
+
+ROOT = shipped("examples")
 EXPECT = {"same": "Clearly the same", "different": "Clearly different",
           "hard": "A hard one"}
 

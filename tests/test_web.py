@@ -1,0 +1,194 @@
+"""The web app's handlers called directly, as the page's events call them (no server): fast tier.
+The end-to-end runs through a server and a browser are in test_app.py and test_browser.py."""
+import re
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from gradio.helpers import special_args
+from PIL import Image
+
+from conftest import two_faces
+from fecsim import ExpressionComparer
+from fecsim.web import build_demo, html
+from fecsim.web.compare import compare, flag
+from fecsim.web.context import AppContext, bind
+from fecsim.web.flags_download import download_flags
+from fecsim.web.live_mirror import live_frame, set_reference
+from fecsim.web.odd_one_out import highlight_odd, odd_one_out
+from fecsim.web.parts import captured, shown_error
+from fecsim.web.ranking import add_capture, rank, show_ranking
+from fecsim.web.results import ResultStore
+
+
+def Session():
+    """What gradio hands a handler that asks for gr.Request: here only its session."""
+    return gr.Request(session_hash="session-1")
+
+
+@pytest.fixture(scope="module")
+def ctx(random_checkpoint, tmp_path_factory):
+    comparer = ExpressionComparer.load(random_checkpoint, device="cpu")
+    return AppContext(comparer, tmp_path_factory.mktemp("flagged"),
+                      results=ResultStore(tmp_path_factory.mktemp("results")))
+
+
+@pytest.fixture(scope="module")
+def two_jpg(tmp_path_factory, astronaut):
+    path = tmp_path_factory.mktemp("faces") / "two.jpg"
+    Image.fromarray(two_faces(astronaut)).save(path, quality=92)
+    return path
+
+
+def test_the_page_builds_with_its_named_endpoints(ctx):
+    demo = build_demo(comparer=ctx.comparer, flag_dir=ctx.flag_dir)
+    public = {d["api_name"] for d in demo.get_config_file()["dependencies"]
+              if d.get("api_visibility") == "public"}
+    assert public == {"compare", "odd_one_out", "rank", "flag", "download_flags"}
+
+
+def test_gradio_passes_the_request_to_a_bound_handler(ctx):
+    request = Session()
+    inputs, *_ = special_args(bind(compare, ctx), [None] * 6, request=request)
+    assert inputs[-1] is request and len(inputs) == 7
+
+
+def test_compare_and_flag(ctx, astronaut_jpg):
+    *files, expressions_a, _, details, last = compare(ctx, str(astronaut_jpg), {"path": str(astronaut_jpg)})
+    assert all(Image.open(f).size for f in files)
+    assert details["probability"] == pytest.approx(
+        ctx.comparer.compare(str(astronaut_jpg), str(astronaut_jpg)).probability, abs=1e-4)
+    assert details["same"] == (details["probability"] >= details["threshold"])
+    assert set(expressions_a) == set("abcdefg")
+    assert "P(same expression)" in html.verdict(details)
+    with pytest.raises(gr.Error, match="tick the box"):
+        flag(ctx, last, "same expression", False)
+    message, state = flag(ctx, last, "same expression", True)
+    assert state["flagged"] and "1 stored" in message
+    with pytest.raises(gr.Error, match="already flagged"):
+        flag(ctx, state, "same expression", True)
+
+
+def test_the_second_face_and_a_face_too_many(ctx, two_jpg, astronaut_jpg):
+    details = compare(ctx, str(two_jpg), str(astronaut_jpg), face_a=2)[-2]
+    assert len(details["faces_found_a"]) == 2 and details["box_a"] == details["faces_found_a"][1]
+    with pytest.raises(gr.Error, match="Image B: face 3 was asked for but 1 face was found"):
+        compare(ctx, str(two_jpg), str(astronaut_jpg), face_b=3, request=Session())
+    assert "face 3 was asked for" in shown_error(ctx, Session())
+    assert "Something went wrong" in shown_error(ctx, Session())   # shown once
+
+
+def test_errors_name_the_image_not_the_server_path(ctx, astronaut_jpg, no_face_jpg):
+    with pytest.raises(gr.Error, match="Image B: no photo given"):
+        compare(ctx, str(astronaut_jpg), None)
+    with pytest.raises(gr.Error) as raised:
+        compare(ctx, str(astronaut_jpg), str(no_face_jpg))
+    assert raised.value.message.startswith("Image B: ") and str(no_face_jpg) not in raised.value.message
+
+
+def test_odd_one_out_highlights_the_odd_face(ctx, astronaut_jpg, two_jpg):
+    *crops, answer, pairs, details = odd_one_out(ctx, str(astronaut_jpg), str(astronaut_jpg),
+                                                 str(two_jpg))
+    assert len(crops) == 3 and answer == f"Image {details['odd']} is the odd one out"
+    assert set(pairs) == {"Images 1 and 2", "Images 1 and 3", "Images 2 and 3"}
+    highlighted = highlight_odd(details)
+    assert ["fecsim-odd" in image.elem_classes for image in highlighted] == [
+        i == details["odd"] for i in (1, 2, 3)]
+
+
+def test_rank_lists_the_faceless_last(ctx, astronaut_jpg, two_jpg, no_face_jpg):
+    gallery, table = rank(ctx, str(astronaut_jpg), [str(no_face_jpg), str(two_jpg)])
+    assert [row["name"] for row in table] == ["two", "coffee"]
+    assert table[1]["rank"] is None and table[1]["error"] and len(gallery) == 1
+    message, shown, download = show_ranking(ctx, table)
+    assert "<td>two</td>" in shown and "not scored: no face found" in shown
+    csv_path = Path(download.value["path"])
+    assert csv_path.name == "ranking.csv"
+    assert csv_path.read_text().splitlines()[2].startswith(',coffee,,"not scored: no face found')
+    with pytest.raises(gr.Error, match="No photos to rank"):
+        rank(ctx, str(astronaut_jpg), [])
+
+
+def test_captures_and_the_live_mirror(ctx, astronaut, astronaut_jpg):
+    with pytest.raises(gr.Error, match="Start the camera first"):
+        captured(ctx, None)
+    assert Image.open(captured(ctx, astronaut)).size == (512, 512)
+    photos, name = add_capture(ctx, astronaut, [str(astronaut_jpg)], "Ana")
+    assert len(photos) == 2 and Path(photos[1]).name == "Ana.jpg" and name == ""
+    photos, _ = add_capture(ctx, astronaut, photos, "")
+    assert Path(photos[2]).name == "capture 3.jpg"
+    crop, state, history, best = set_reference(ctx, str(astronaut_jpg))
+    assert Image.open(crop).size == (48, 48) and history == [] and best is None
+    shown, track, history, best, _ = live_frame(ctx, astronaut, state, None, history, best)
+    assert track is not None and len(history) == 1 and best == history[0]
+    assert f"{best:.0%}" in shown
+    blank = np.full((240, 320, 3), 128, np.uint8)
+    shown, _, history, best_after, _ = live_frame(ctx, blank, state, None, history, best)
+    assert "no face" in shown and history[-1] is None and best_after == best
+
+
+def test_flags_download_needs_the_token(ctx, monkeypatch):
+    monkeypatch.delenv("FECSIM_FLAGS_TOKEN", raising=False)
+    with pytest.raises(gr.Error, match="switched off"):
+        download_flags("anything", ctx.flag_dir)
+    monkeypatch.setenv("FECSIM_FLAGS_TOKEN", "s3cret")
+    with pytest.raises(gr.Error, match="Wrong token"):
+        download_flags("guess", ctx.flag_dir)
+    assert download_flags("s3cret", ctx.flag_dir).endswith("flagged.zip")
+
+
+def test_the_page_says_which_face_was_used_and_how_many_were_too_small(ctx, two_jpg, astronaut,
+                                                                       tmp_path):
+    note = html.verdict(compare(ctx, str(two_jpg), str(two_jpg))[-2])
+    assert "2 faces in A; 2 faces in B. The largest is used" in note
+    note = html.verdict(compare(ctx, str(two_jpg), str(two_jpg), face_a=2)[-2])
+    assert "face 2 of 2 in A; 2 faces in B" in note   # B still on its largest
+    note = html.verdict(compare(ctx, str(two_jpg), str(two_jpg), face_a=2, face_b=2)[-2])
+    assert "face 2 of 2 in B" in note and "largest" not in note
+    # A group photo whose second face is under the size detection uses (the back row).
+    group = Image.new("RGB", (1000, 520), (230, 230, 230))
+    group.paste(Image.fromarray(astronaut), (0, 4))
+    group.paste(Image.fromarray(astronaut).resize((160, 160)), (700, 150))
+    group.save(tmp_path / "group.jpg", quality=92)
+    details = compare(ctx, str(tmp_path / "group.jpg"), str(two_jpg))[-2]
+    assert details["too_small_a"] == 1 and details["too_small_b"] == 0
+    assert "1 face in A (and 1 too small to use)" in html.verdict(details)
+
+
+def test_the_verdict_is_a_mark_and_a_word_not_only_a_colour():
+    details = {"same": False, "probability": 0.1, "threshold": 0.28, "verdict": "different expression",
+               "faces_found_a": [[0, 0, 1, 1]], "faces_found_b": [[0, 0, 1, 1]], "model_seconds": 0.2,
+               "seconds": 0.3}
+    shown = html.verdict(details)
+    assert "\u2717</span> Different expression" in shown and "fecsim-different" in shown
+    assert "\u2713</span> Same expression" in html.verdict(dict(details, same=True, probability=0.9,
+                                                                 verdict="same expression"))
+
+
+def luminance(colour: str) -> float:
+    channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.parametrize("mode, backgrounds", [
+    (":root", ["#ffffff", "#fafafa"]),               # gradio's light page and panels
+    (".dark", ["#0f0f11", "#18181b", "#27272a"]),    # its dark page, panels and blocks
+])
+def test_the_palette_meets_wcag_aa(mode, backgrounds):
+    """Text 4.5:1 against every background it sits on; the bar 3:1 against its track (WCAG's
+    non-text contrast); the primary button's white text 4.5:1."""
+    block = re.search(re.escape(mode) + r" \{([^}]*)\}", html.CSS).group(1)
+    colour = dict(re.findall(r"--([\w-]+): (#[0-9a-f]{6})", block))
+    for text in ("fecsim-same", "fecsim-different", "fecsim-note"):
+        assert min(contrast(colour[text], bg) for bg in backgrounds) >= 4.5, text
+    assert contrast(colour["fecsim-error-text"], colour["fecsim-error-fill"]) >= 4.5
+    for fill in ("fecsim-same", "fecsim-different", "fecsim-mark"):
+        assert contrast(colour[fill], colour["fecsim-track"]) >= 3, fill
+    assert contrast("#ffffff", colour["button-primary-background-fill"]) >= 4.5
