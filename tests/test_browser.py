@@ -311,12 +311,17 @@ def test_a_capture_round_on_a_projector_needs_no_scrolling(page):
                                                 "#verdict .fecsim-verdict", "#verdict .fecsim-bar",
                                                 "#crop_a img", "#crop_b img")}
         assert all(seen.values()) and page.evaluate("scrollY") == 0, (projector, seen)
-        page.screenshot(path=str(ARTIFACTS / f"12-projector-round{'-large' * projector}-1280x720.png"))
+        page.screenshot(path=str(ARTIFACTS / f"12-capture-round{'-large' * projector}-1280x720.png"))
     sync_api.expect(page.locator("body.fecsim-projector")).to_have_count(1)
     screenshot(page, "12-projector-round")
 
 
 def test_an_example_runs_on_click(page, random_checkpoint):
+    # Old toasts are closed when a new comparison starts: they do not pile up ("Error (3)").
+    for _ in range(3):
+        page.click("#compare")
+        sync_api.expect(page.locator("#verdict .fecsim-error")).to_contain_text("no photo given")
+    sync_api.expect(page.locator("[data-testid='toast-body']")).to_have_count(1)
     example = shipped_examples.pairs()[0]
     page.locator("#pair_examples tbody tr").first.click()
     verdict, probability = compare_and_read(page, click=None)   # no Compare click
@@ -422,6 +427,9 @@ def test_text_contrast_meets_wcag_aa(browser, served, theme):
     page.locator("#pair_examples tbody tr").nth(1).click()   # clearly different: the red verdict
     compare_and_read(page, click=None)
     page.locator("#crop_b img:visible").first.wait_for()
+    # gradio fades a new result in: measure once it is fully opaque.
+    page.wait_for_function("""() => [...document.querySelectorAll('.html-container')]
+                                      .every(e => getComputedStyle(e).opacity === '1')""")
     texts = page.evaluate(CONTRAST)
     page.screenshot(path=str(ARTIFACTS / f"15-contrast-{theme}-1280x720.png"))
     context.close()

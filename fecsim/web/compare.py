@@ -166,9 +166,9 @@ def build(ctx: AppContext):
                     label="Examples: click one to compare it", elem_id="pair_examples",
                     samples_per_page=8, layout="table")
                 with gr.Accordion("Choose the face (optional)", open=False, elem_id="choose_face"):
-                    face_note = gr.Markdown("The largest face is used. Type a box in pixels, or "
-                                            "pick another detected face by its number on the "
-                                            "result (1 = largest).")
+                    gr.Markdown("The largest face is used. Type a box in pixels, or "
+                                "pick another detected face by its number on the "
+                                "result (1 = largest).")
                     with gr.Row():
                         box_a = gr.Textbox(label="Box in A (x0, y0, x1, y1)", elem_id="box_a")
                         box_b = gr.Textbox(label="Box in B (x0, y0, x1, y1)", elem_id="box_b")

@@ -65,7 +65,9 @@ h1 { font-size: 1.6rem !important; margin: 0 !important; }
 /* Two expression lists side by side on a phone: small enough that the percentages stay in view. */
 @media (max-width: 480px) {
   #expressions_a dl.label, #expressions_b dl.label { font-size: 0.75rem; }
-  .fecsim-verdict { font-size: 2rem; } #projector { display: none; }
+  .fecsim-verdict { font-size: 1.75rem; } #projector { display: none; }
+  /* The two photos, and the two photos with their faces boxed, side by side. */
+  #image_a, #image_b, #boxed_a, #boxed_b { min-width: min(140px, 100%) !important; }
 }
 /* On a narrow screen the result comes right after the inputs, before the examples. */
 @media (max-width: 899px) {

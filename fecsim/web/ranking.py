@@ -85,7 +85,8 @@ def build(ctx: AppContext):
         download = gr.DownloadButton("Download the ranking (CSV)", visible=False,
                                      elem_id="ranking_csv", size="sm")
         gallery = gr.Gallery(label="The faces as the model saw them (best first)", columns=6,
-                             height=240, elem_id="ranking_gallery", object_fit="contain")
+                             fit_columns=False, height=220, elem_id="ranking_gallery",
+                             object_fit="contain")
         with gr.Accordion("Ranking as data (what /rank returns)", open=False):
             ranking = gr.JSON(label="Ranking")
 
