@@ -2,9 +2,11 @@
 
 Uploads, Compare, reading the verdict and probability off the page, flagging with consent, errors
 that stay in the result area, results cleared when an input changes, the one-camera capture flow
-and the live mirror mode through chromium's fake camera fed with real faces. Screenshots of each
-state at 1366x768 and 390x844 go to test-artifacts/. Every request the page makes must stay on
-127.0.0.1.
+and the live mirror mode through chromium's fake camera fed with real faces; the classroom page:
+a capture round on a 1280x720 projector without scrolling, examples that run on click, alt text,
+the ranking table and its CSV, text contrast measured in light and dark mode. Screenshots of each
+state at 1366x768 and 390x844 (the whole page) and 1280x720 (the screen) go to test-artifacts/.
+Every request the page makes must stay on 127.0.0.1.
 """
 import csv
 import os
