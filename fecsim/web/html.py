@@ -1,8 +1,9 @@
-"""How the page looks: HTML for the verdict, the probability bar, errors, the live score; all the
-page's CSS and the JavaScript its buttons run in the browser.
+"""How the page looks: HTML for the verdict, the probability bar, the ranking table, errors, the
+live score; all the page's CSS and the JavaScript it runs in the browser (its own constants only).
 
-Sized to be read from the back of a classroom: the verdict in large coloured type, the probability
-as a bar with the model's threshold marked on it. Every value is escaped; no script runs.
+Sized to be read from the back of a classroom: the verdict in large coloured type with a mark and
+a word, the probability as a bar with the model's threshold marked on it, a projector mode with
+larger type. Every value in the HTML is escaped.
 """
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ h1 { font-size: 1.6rem !important; margin: 0 !important; }
 #pair_examples img { max-height: 56px; }
 #pair_examples td { padding: 2px 6px; font-size: 1rem; }
 /* Beside the inputs, the result stays in view while the inputs and examples scroll. */
-@media (min-width: 900px) { #result { position: sticky; top: 0; align-self: flex-start; } }
+@media (min-width: 900px) { #result, #ranking_result { position: sticky; top: 0;
+                                                        align-self: flex-start; } }
 /* Two expression lists side by side on a phone: small enough that the percentages stay in view. */
 @media (max-width: 480px) {
   #expressions_a dl.label, #expressions_b dl.label { font-size: 0.75rem; }

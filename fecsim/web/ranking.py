@@ -65,25 +65,30 @@ def cleared_ranking():
 
 def build(ctx: AppContext):
     with gr.Tab("Classroom: who copied it best?"):
-        gr.Markdown("## Who copied it best?\nOne reference face and a set of photos, "
-                    "uploaded together or captured one after another: they are ranked by "
-                    "P(same expression as the reference). " + parts.CAMERA_NOTE)
+        gr.Markdown("**Who copied it best?** One reference face and a set of photos, uploaded "
+                    "together or captured one after another: they are ranked by P(same expression "
+                    "as the reference). " + parts.CAMERA_NOTE)
+        # As on the compare tab: the inputs on the left, the ranking beside them.
         with gr.Row(equal_height=False):
-            reference = gr.Image(label="Reference face", sources=["upload", "clipboard"],
-                                 type="filepath", elem_id="rank_reference", height=220)
-            photos = gr.File(label="Photos to rank", file_count="multiple",
-                             file_types=["image"], elem_id="rank_photos", height=220)
-            with gr.Column():
-                camera = parts.camera("rank_camera", 220)
-                name = gr.Textbox(label="Name for the next capture (optional)",
-                                  elem_id="capture_name", max_length=leaderboard.MAX_NAME)
-                add_button = gr.Button("Capture into the set", elem_id="add_capture")
+            with gr.Column(scale=3, min_width=320):
+                with gr.Row(equal_height=False):
+                    reference = gr.Image(label="Reference face", sources=["upload", "clipboard"],
+                                         type="filepath", elem_id="rank_reference", height=200)
+                    photos = gr.File(label="Photos to rank", file_count="multiple",
+                                     file_types=["image"], elem_id="rank_photos", height=200)
+                with gr.Row(equal_height=False):
+                    camera = parts.camera("rank_camera", 200)
+                    with gr.Column(min_width=200):
+                        name = gr.Textbox(label="Name for the next capture (optional)",
+                                          elem_id="capture_name", max_length=leaderboard.MAX_NAME)
+                        add_button = gr.Button("Capture into the set", elem_id="add_capture")
+            with gr.Column(scale=2, min_width=320, elem_id="ranking_result"):
+                rank_button = gr.Button("Rank", variant="primary", elem_id="rank")
+                message = gr.HTML(elem_id="rank_message")
+                table = gr.HTML(elem_id="ranking_table")
+                download = gr.DownloadButton("Download the ranking (CSV)", visible=False,
+                                             elem_id="ranking_csv", size="sm")
         latest = gr.State(None)
-        rank_button = gr.Button("Rank", variant="primary", elem_id="rank")
-        message = gr.HTML(elem_id="rank_message")
-        table = gr.HTML(elem_id="ranking_table")
-        download = gr.DownloadButton("Download the ranking (CSV)", visible=False,
-                                     elem_id="ranking_csv", size="sm")
         gallery = gr.Gallery(label="The faces as the model saw them (best first)", columns=6,
                              fit_columns=False, height=220, elem_id="ranking_gallery",
                              object_fit="contain")
