@@ -17,7 +17,8 @@ CSS = """
 :root { --fecsim-same: #15803d; --fecsim-different: #b91c1c; --fecsim-note: #4b5563;
         --fecsim-track: #e5e7eb; --fecsim-mark: #111827; --fecsim-error-text: #7f1d1d;
         --fecsim-error-fill: #fef2f2; --fecsim-odd: #b45309;
-        --button-primary-background-fill: #c2410c; --button-primary-background-fill-hover: #9a3412; }
+        --button-primary-background-fill: #c2410c; --button-primary-background-fill-hover: #9a3412;
+        --body-text-color-subdued: #52525b; }
 .dark { --fecsim-same: #4ade80; --fecsim-different: #fca5a5; --fecsim-note: #d4d4d8;
         --fecsim-track: #52525b; --fecsim-mark: #fafafa; --fecsim-error-text: #fecaca;
         --fecsim-error-fill: #450a0a; --fecsim-odd: #fbbf24;
