@@ -162,7 +162,7 @@ def build(ctx: AppContext):
                     components=[gr.Image(visible=False), gr.Image(visible=False),
                                 gr.Textbox(visible=False)],
                     samples=[[*e.photos, e.caption] for e in example_pairs()],
-                    headers=["Image A", "Image B", "What to expect"], type="index",
+                    headers=["A", "B", "What to expect"], type="index",
                     label="Examples: click one to compare it", elem_id="pair_examples",
                     samples_per_page=8, layout="table")
                 with gr.Accordion("Choose the face (optional)", open=False, elem_id="choose_face"):

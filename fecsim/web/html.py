@@ -71,6 +71,10 @@ h1 { font-size: 1.6rem !important; margin: 0 !important; }
   .fecsim-verdict { font-size: 1.75rem; } #projector { display: none; }
   /* The two photos, and the two photos with their faces boxed, side by side. */
   #image_a, #image_b, #boxed_a, #boxed_b { min-width: min(140px, 100%) !important; }
+  #image_1, #image_2, #image_3, #crop_1, #crop_2, #crop_3 { min-width: 90px !important; }
+  #pair_examples .container, #triplet_examples .container { width: 52px; height: 52px; }
+  #pair_examples img, #triplet_examples img { max-height: 48px; }
+  #pair_examples td, #triplet_examples td { font-size: .9rem; padding: 2px 4px; }
 }
 /* On a narrow screen the result comes right after the inputs, before the examples. */
 @media (max-width: 899px) {

@@ -66,7 +66,7 @@ def build(ctx: AppContext):
         samples = gr.Dataset(
             components=[gr.Image(visible=False)] * 3 + [gr.Textbox(visible=False)],
             samples=[[*t.photos, t.caption] for t in shipped_examples.triplets()], type="index",
-            headers=["Image 1", "Image 2", "Image 3", "What to expect"], layout="table",
+            headers=["1", "2", "3", "What to expect"], layout="table",
             label="Examples: click one to run it", elem_id="triplet_examples")
 
     outputs = [*crops, answer, pair_probabilities, details]
