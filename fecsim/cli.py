@@ -145,6 +145,13 @@ def main(argv=None) -> int:
     p.add_argument("--pairs", type=int, default=1000)
     p.add_argument("--triplets", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("evaluate-photos", parents=[common],
+                       help="pair and triplet figures on photos in <root>/<label>/, through "
+                       "detection, across different people; per-expression triplets, confusion")
+    p.add_argument("root", type=Path, help="e.g. wild-dev: <root>/<label>/<person>_<n>.jpg")
+    p.add_argument("--pairs", type=int, default=1000)
+    p.add_argument("--triplets", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("robustness", parents=[common],
                        help="pair and triplet figures under detection, framing, JPEG, blur, light")
     p.add_argument("root", type=Path, help="a split, e.g. ferplus/val")
@@ -171,6 +178,13 @@ def main(argv=None) -> int:
                 result = evaluate_folder(comparer.model, comparer.view, comparer.calibration,
                                          args.root, args.pairs, args.triplets, args.seed,
                                          comparer.device, encoder=comparer.encoder)
+            print(json.dumps(dict(result, checkpoint=str(comparer.path),
+                                  encoder=type(comparer.encoder).__name__), indent=2))
+            return 0
+        if args.command == "evaluate-photos":
+            from .evaluate import evaluate_photos
+            with torch.no_grad():
+                result = evaluate_photos(comparer, args.root, args.pairs, args.triplets, args.seed)
             print(json.dumps(dict(result, checkpoint=str(comparer.path),
                                   encoder=type(comparer.encoder).__name__), indent=2))
             return 0

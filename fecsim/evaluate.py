@@ -3,47 +3,100 @@ labelled or vote-labelled split (balanced pairs and triplets drawn from a fixed 
 triplet files are scored in fec/evaluate.py with the same pieces."""
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from . import metrics
+from .errors import FecsimError
+from .geometry import LANDMARKER, FaceGeometry
+from .images import load_image
+from .inference import geometry_columns
+from .model import SAME_EXPRESSION
 from .data import VoteFolder, eval_transform, expression_split, sample_pairs, sample_triplets
 from .view import View, calibrated, features, odd_one_out, pair_logits, triplet_logits
 
 
 @torch.no_grad()
 def dataset_features(encoder, dataset, view: View, device, batch_size: int = 256,
-                     workers: int = 0) -> torch.Tensor:
+                     workers: int = 0, model=None) -> torch.Tensor:
     """z of every face of a dataset, in order; its items are images or (image, label).
-    encoder: the model, or its int8 copy."""
+    encoder: the model, or its int8 copy; model: the model, when it reads a geometry view too
+    (its columns are appended, read from the dataset's image files)."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
     out = [features(encoder, (batch[0] if isinstance(batch, (list, tuple)) else batch).to(device),
                     view).float().cpu() for batch in loader]
-    return torch.cat(out) if out else torch.zeros(0, 1)
+    z = torch.cat(out) if out else torch.zeros(0, 1)
+    model = model if model is not None else encoder
+    if getattr(model, "geometry", None) is None:
+        return z
+    return torch.cat([z, dataset_geometry(dataset)], 1)
 
 
-def fit_calibration(logits, target, same, /, **about) -> dict:
-    """Platt scaling of pair logits to target (0/1, or graded agreement), and the verdict
-    threshold that is most accurate on the same/different answers `same`; about: provenance."""
+def dataset_files(dataset) -> list:
+    """The image file of each item of a labelled split (or a Subset of one), in order."""
+    if isinstance(dataset, Subset):
+        files = dataset_files(dataset.dataset)
+        return [files[i] for i in dataset.indices]
+    if isinstance(dataset, VoteFolder):
+        return list(dataset.files)
+    return [path for path, _ in dataset.samples]
+
+
+def dataset_geometry(dataset) -> torch.Tensor:
+    """The geometry view's columns (inference.geometry_columns) of every face of a split: each
+    image is a whole face, as in FER, read by the landmarker."""
+    return _geometry_of_files(tuple(str(f) for f in dataset_files(dataset)))
+
+
+@functools.lru_cache(maxsize=4)   # a split's geometry serves validation, calibration and export
+def _geometry_of_files(files: tuple) -> torch.Tensor:
+    reader = FaceGeometry.available()
+    if reader is None:
+        raise FecsimError("this model reads a geometry view, which needs mediapipe and "
+                          f"{LANDMARKER.name}: pip install -r requirements.txt")
+    with ThreadPoolExecutor(2) as pool:   # the landmarker's graph runs outside the GIL
+        rows = list(pool.map(lambda f: reader(load_image(f)), files, chunksize=64))
+    return geometry_columns(rows)
+
+
+def fit_calibration(logits, target, same, /, threshold=None, **about) -> dict:
+    """Platt scaling of pair logits to target (0/1, or graded), and the verdict threshold: the
+    one given, else the most accurate on the same/different answers `same`; about: provenance."""
     scale, bias = metrics.fit_platt(logits, target)
     calibration = {"scale": scale, "bias": bias}
     probabilities = calibrated(logits, calibration)
-    threshold, acc = metrics.best_threshold(probabilities, same)
+    if threshold is None:
+        threshold, acc = metrics.best_threshold(probabilities, same)
+    else:
+        acc = metrics.accuracy(probabilities, same, threshold)
     ece, _ = metrics.reliability(probabilities, target)
     return dict(calibration, threshold=threshold, fitted_on_pairs=int(len(logits)), **about,
                 fit_accuracy=round(acc, 4), fit_ece=round(ece, 4))
 
 
+def vote_target(model):
+    """What a model's probability is fitted to on vote-labelled pairs, and its name: how far the
+    two faces' vote distributions overlap (expression pair scores), else rater agreement."""
+    if model.config.pair_score == "expressions":
+        return metrics.overlap, "vote overlap"
+    return metrics.agreement, "rater agreement"
+
+
 def calibrate(model, z, labels, n_pairs: int, seed: int, device, votes=None) -> dict:
     """Calibration on balanced pairs of a labelled split. votes (N x C vote distributions): fit
-    the probability to the chance that one rater of each face names the same expression,
-    rather than to whether the majority labels agree."""
+    the probability to the two faces' votes (vote_target) rather than to whether the majority
+    labels agree. A model scoring pairs by their expressions turns its verdict at 0.5."""
     pairs = sample_pairs(labels, n_pairs, seed)
     logits = pair_logits(model, z, pairs[:, 0], pairs[:, 1], device)
-    target = pairs[:, 2] if votes is None else metrics.agreement(votes[pairs[:, 0]], votes[pairs[:, 1]])
-    return fit_calibration(logits, target, pairs[:, 2], seed=seed,
-                           target="rater agreement" if votes is not None else "same label")
+    target, name = (pairs[:, 2], "same label") if votes is None else (
+        vote_target(model)[0](votes[pairs[:, 0]], votes[pairs[:, 1]]), vote_target(model)[1])
+    fixed = 0.5 if model.config.pair_score == "expressions" else None
+    return fit_calibration(logits, target, pairs[:, 2], seed=seed, target=name, threshold=fixed)
 
 
 def score(model, z, labels, calibration: dict, n_pairs: int, n_triplets: int, seed: int,
@@ -124,7 +177,7 @@ def evaluate_folder(model, view: View, calibration: dict, root, n_pairs=1000, n_
     majority label, graded triplets (the odd face by the votes), and the probability against rater
     agreement (is P(same) = 0.7 right 70 % of the time, as one rater per face would answer?)."""
     dataset = expression_split(root, eval_transform(view.input_size, view.grey))
-    z = dataset_features(encoder or model, dataset, view, device)
+    z = dataset_features(encoder or model, dataset, view, device, model=model)
     labels, cal = np.asarray(dataset.targets), calibration
     if not isinstance(dataset, VoteFolder):
         return score(model, z, labels, cal, n_pairs, n_triplets, seed, device, intervals=True)
@@ -134,7 +187,8 @@ def evaluate_folder(model, view: View, calibration: dict, root, n_pairs=1000, n_
     right = triplet_accuracy(model, z, triplets, device)
     pairs = sample_pairs(labels, n_pairs, seed)
     p = calibrated(pair_logits(model, z, pairs[:, 0], pairs[:, 1], device), cal)
-    ece, table = metrics.reliability(p, metrics.agreement(votes[pairs[:, 0]], votes[pairs[:, 1]]))
+    target, target_name = vote_target(model)
+    ece, table = metrics.reliability(p, target(votes[pairs[:, 0]], votes[pairs[:, 1]]))
     expressions = sorted({dataset.classes[labels[i]] for i in clear})
     return {
         "clear_majority": dict(score(model, z[clear], labels[clear], cal, n_pairs, n_triplets, seed,
@@ -145,6 +199,75 @@ def evaluate_folder(model, view: View, calibration: dict, root, n_pairs=1000, n_
                                intervals=True), faces=len(labels)),
         "graded_triplets": {"triplets": len(triplets), "accuracy": round(float(right.mean()), 4),
                             "interval": _rounded(metrics.bootstrap_interval(np.mean, right))},
-        "agreement_calibration": {"pairs": n_pairs, "ece": round(ece, 4), "reliability": table},
+        "agreement_calibration": {"pairs": n_pairs, "target": target_name, "ece": round(ece, 4),
+                                  "reliability": table},
         "dropped_unreadable": dataset.dropped,
     }
+
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+def person_of(path) -> str:
+    """The person in a photo named like LFW's (George_W_Bush_0012.jpg -> George_W_Bush)."""
+    stem = Path(path).stem
+    head, _, number = stem.rpartition("_")
+    return head if head and number.isdigit() else stem
+
+
+def evaluate_photos(comparer, root, n_pairs=1000, n_triplets=1000, seed=0) -> dict:
+    """Figures on photos in <root>/<label>/ through the app's own path: detection, alignment, crop
+    and each view, as users' photos go. Pairs and triplets are drawn across different people
+    (person_of each file name), so a face never meets the same person's other photo. Labels are
+    read as the model's expressions where they name one (angry -> anger). Also the classifier's
+    confusion: for each label, the share of its photos read as each expression."""
+    root = Path(root)
+    files = sorted(p for p in root.glob("*/*") if p.suffix.lower() in PHOTO_SUFFIXES)
+    found = list(comparer.detect_pool.map(lambda f: _face_or_none(comparer, f), files))
+    kept = [i for i, face in enumerate(found) if face is not None]
+    if not kept:
+        raise FecsimError(source=str(root), reason="no face found in any photo of <root>/<label>/")
+    names = comparer.class_names
+    labels = np.array([SAME_EXPRESSION.get(files[i].parent.name, files[i].parent.name)
+                       for i in kept])
+    people = np.array([person_of(files[i]) for i in kept])
+    z = torch.cat([comparer.features([found[i] for i in kept[k:k + 256]]).cpu()
+                   for k in range(0, len(kept), 256)])
+    p_pairs = sample_pairs(labels, n_pairs, seed, groups=people)
+    p = comparer.pair_probabilities(z[p_pairs[:, 0]], z[p_pairs[:, 1]])
+    same = p_pairs[:, 2]
+    triplets = sample_triplets(labels, n_triplets, seed, groups=people)
+    scores = np.stack([comparer.pair_probabilities(z[triplets[:, a]], z[triplets[:, b]])
+                       for a, b in ((0, 1), (0, 2), (1, 2))], 1)
+    right = odd_one_out(scores) == triplets[:, 3]
+    shared = labels[np.where(triplets[:, 3] == 1, triplets[:, 1], triplets[:, 0])]
+    read = np.array(names)[comparer.model.classify(z.to(comparer.device)).argmax(1).cpu().numpy()]
+    threshold = comparer.threshold
+    return {
+        "photos": len(files), "no_face": len(files) - len(kept), "people": len(set(people)),
+        "pairs": n_pairs, "pair_auc": round(metrics.roc_auc(p, same), 4),
+        "pair_auc_interval": _rounded(metrics.bootstrap_interval(metrics.roc_auc, p, same)),
+        "pair_accuracy": round(metrics.accuracy(p, same, threshold), 4),
+        "triplets": n_triplets, "triplet_accuracy": round(float(right.mean()), 4),
+        "triplet_accuracy_interval": _rounded(metrics.bootstrap_interval(np.mean, right)),
+        "triplet_accuracy_by_shared_expression": {
+            label: {"triplets": int((shared == label).sum()),
+                    "accuracy": round(float(right[shared == label].mean()), 4)}
+            for label in sorted(set(shared))},
+        "read_as": {label: {name: round(float((read[labels == label] == name).mean()), 3)
+                            for name in names if (read[labels == label] == name).any()}
+                    for label in sorted(set(labels))},
+        "geometry_found": _geometry_share(found, kept),
+    }
+
+
+def _face_or_none(comparer, path):
+    try:
+        return comparer.face_with_geometry(str(path))
+    except FecsimError:
+        return None
+
+
+def _geometry_share(found, kept):
+    with_geometry = [found[i].blendshapes is not None for i in kept]
+    return round(float(np.mean(with_geometry)), 4) if with_geometry else 0.0

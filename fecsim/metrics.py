@@ -91,6 +91,13 @@ def bootstrap_interval(statistic, *columns, resamples: int = 1000, level: float 
     return float(lo), float(hi)
 
 
+def overlap(votes_a, votes_b):
+    """How far two faces' vote distributions overlap (Bhattacharyya coefficient, sum of
+    sqrt(p_a * p_b)): 1 when people would name the two faces' expressions in the same proportions,
+    0 when no expression is named for both. A face against itself is always 1."""
+    return np.sqrt(np.clip(votes_a * votes_b, 0, None)).sum(-1)
+
+
 def agreement(votes_a, votes_b):
     """The chance that one rater of face a and one of face b name the same expression, from their
     vote distributions (rows): graded similarity, 1 only for two unanimous faces alike."""
