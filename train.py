@@ -31,11 +31,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, WeightedRandomSampler
 from torch.utils.data.distributed import DistributedSampler
 
-from fecsim import checkpoint
-from fecsim.data import class_balance_weights, train_transform
+from fecsim import checkpoint, heads
+from fecsim.data import (class_balance_weights, eval_transform, expression_split, targets_of,
+                         train_transform)
+from fecsim.evaluate import dataset_features
 from fecsim.distill import Teacher
 from fecsim.errors import FecsimError
 from fecsim.export import export_run
@@ -67,6 +70,15 @@ overwrite = False                     # let --export replace an existing file ou
 # model
 head = "similarity"                   # "similarity" (ours) or "concat" (thesis)
 embed_dim = 128
+pair_score = "head"                   # "head": the pair head's logit; "expressions": how far the two
+                                      # faces' expression distributions overlap (a face and itself: 1)
+pair_temperature = 1.0                # expressions: the distributions are sharpened by this for pairs
+geometry = False                      # a second view: each face's blendshapes at full resolution
+                                      # (fecsim/geometry.py; needs mediapipe)
+head_only = False                     # train only the expression heads on init_from's trunk, frozen,
+                                      # from each training face's stored features (fecsim/heads.py)
+logit_adjust = 0.0                    # head_only: lean the classifier away from common expressions
+                                      # by this * log(class prior) (Menon et al., 2021)
 pair_hidden = 64
 image_size = 64                       # FER2013's 48 px faces upscaled (detected faces go through 48 px
                                       # too): ResNet18's stride-32 stages get room to work
@@ -207,7 +219,9 @@ def main():
     model = SiameseResNet18(ModelConfig(
         head=head, embed_dim=embed_dim, pair_hidden=pair_hidden,
         num_classes=len(source.class_names) if class_loss_weight > 0 else 0,
-        class_names=list(source.class_names)), imagenet=imagenet, freeze_trunk=freeze_trunk).to(dev)
+        class_names=list(source.class_names), pair_score=pair_score,
+        pair_temperature=pair_temperature, geometry=geometry),
+        imagenet=imagenet, freeze_trunk=freeze_trunk).to(dev)
     if dev.type == "cuda":
         model.to(memory_format=torch.channels_last)   # faster convolutions on tensor cores
     parents = start_from(model, log) if init_from else []
@@ -229,8 +243,11 @@ def main():
 
     log(f"device {dev} x {ddp.world_size} processes; {len(source.train_set)} training "
         f"{'items' if fec_train else 'images'}, {len(source.val_labels)} validation; {command}")
-    history = fit(model, opt, sched, batches, epochs, out_dir, dev, loss_fn=source.loss,
-                  evaluate=lambda m: source.validate(m, view, dev), is_main=is_main, log=log)
+    if head_only:
+        history = train_heads(model, source, view, dev, log)
+    else:
+        history = fit(model, opt, sched, batches, epochs, out_dir, dev, loss_fn=source.loss,
+                      evaluate=lambda m: source.validate(m, view, dev), is_main=is_main, log=log)
     if is_main:
         training = {"command": command, "settings": config, "history": history,
                     "processes": ddp.world_size, "init_from": parents,
@@ -256,8 +273,32 @@ def check_settings():
         sys.exit("teacher: distillation is for labelled folders")
     if extra_pairs and fec_train and fec_mode != "triplet":
         sys.exit("extra_pairs mixes into labelled-folder or fec_mode=triplet batches only")
+    if head_only and not (init_from and class_loss_weight > 0 and not fec_train):
+        sys.exit("head_only trains the expression heads of a trained model on labelled folders: "
+                 "give --init_from (and keep class_loss_weight > 0)")
+    if (pair_score == "expressions" or geometry) and not class_loss_weight > 0:
+        sys.exit("pair_score=expressions and geometry read the expression classifier: keep "
+                 "class_loss_weight > 0")
     if balance and (int(os.environ.get("WORLD_SIZE", "1")) > 1 or fec_train or val_fraction):
         sys.exit("balance: for labelled folders with their own val/, in one process")
+
+
+def train_heads(model, source, view, dev, log) -> list[dict]:
+    """head_only: the heads on the frozen trunk's features of every training face (stored in
+    out_dir: computed once, read again when the run is started again)."""
+    faces = expression_split(Path(data) / "train", eval_transform(image_size, grey))
+    model.eval()
+    z = heads.cached(Path(out_dir) / "train_features.pt",
+                     lambda: dataset_features(model, faces, view, dev, workers=workers))
+    targets = targets_of(faces)
+    votes = targets.float() if targets.dim() == 2 else F.one_hot(targets, model.config.num_classes).float()
+    history = heads.fit_heads(model, z.to(dev), votes.to(dev), epochs, lr, balance, seed, log=log)
+    if logit_adjust:
+        shift = heads.adjust_for_priors(model, votes.argmax(1).numpy(), logit_adjust)
+        log(f"classifier biases adjusted by {logit_adjust} * -log(prior): {shift}")
+    history.append(source.validate(model.eval(), view, dev))
+    log(f"validation: {history[-1]}")
+    return history
 
 
 def start_from(model, log) -> list[dict]:
