@@ -145,6 +145,9 @@ def main(argv=None) -> int:
     p.add_argument("--pairs", type=int, default=1000)
     p.add_argument("--triplets", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--self-pairs", type=int, default=25, metavar="N",
+                   help="vote-labelled splits: P(same) of N clear faces per expression against "
+                   "themselves and their mirror images (0: skip)")
     p = sub.add_parser("evaluate-photos", parents=[common],
                        help="pair and triplet figures on photos in <root>/<label>/, through "
                        "detection, across different people; per-expression triplets, confusion")
@@ -178,6 +181,9 @@ def main(argv=None) -> int:
                 result = evaluate_folder(comparer.model, comparer.view, comparer.calibration,
                                          args.root, args.pairs, args.triplets, args.seed,
                                          comparer.device, encoder=comparer.encoder)
+                if args.self_pairs and "clear_majority" in result:
+                    from .evaluate import self_pairs
+                    result["self_pairs"] = self_pairs(comparer, args.root, args.self_pairs, args.seed)
             print(json.dumps(dict(result, checkpoint=str(comparer.path),
                                   encoder=type(comparer.encoder).__name__), indent=2))
             return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Subset
 
 from . import metrics
@@ -100,7 +101,7 @@ def calibrate(model, z, labels, n_pairs: int, seed: int, device, votes=None) -> 
 
 
 def score(model, z, labels, calibration: dict, n_pairs: int, n_triplets: int, seed: int,
-          device, intervals: bool = False) -> dict:
+          device, intervals: bool = False, names=None) -> dict:
     """Pair ROC-AUC, accuracy at the stored threshold and at the best one, ECE, triplet accuracy;
     with intervals, 95 % bootstrap intervals too: how far each figure could move with other
     pairs and triplets drawn alike."""
@@ -121,11 +122,31 @@ def score(model, z, labels, calibration: dict, n_pairs: int, n_triplets: int, se
         result["pair_accuracy_interval"] = _rounded(metrics.bootstrap_interval(
             lambda p_, y_: metrics.accuracy(p_, y_, threshold), p, same))
     if n_triplets:
-        right = triplet_accuracy(model, z, sample_triplets(labels, n_triplets, seed), device)
+        triplets = sample_triplets(labels, n_triplets, seed)
+        right = triplet_accuracy(model, z, triplets, device)
         result.update(triplets=n_triplets, triplet_accuracy=round(float(right.mean()), 4))
+        if names is not None:
+            result["triplet_accuracy_by_shared_expression"] = by_shared_expression(
+                right, triplets, np.asarray(names)[labels])
         if intervals:
             result["triplet_accuracy_interval"] = _rounded(metrics.bootstrap_interval(np.mean, right))
     return result
+
+
+def by_shared_expression(right, triplets, labels) -> dict:
+    """Triplet accuracy by the expression the triplet's pair shares (labels: names, per face)."""
+    shared = labels[np.where(triplets[:, 3] == 1, triplets[:, 1], triplets[:, 0])]
+    return {str(label): {"triplets": int((shared == label).sum()),
+                         "accuracy": round(float(right[shared == label].mean()), 4)}
+            for label in sorted(set(shared))}
+
+
+def read_as(labels, read) -> dict:
+    """The classifier's confusion: for each label, the share of its faces read as each class."""
+    labels, read = np.asarray(labels), np.asarray(read)
+    return {str(label): {str(name): round(float((read[labels == label] == name).mean()), 3)
+                         for name in sorted(set(read[labels == label]))}
+            for label in sorted(set(labels))}
 
 
 def clear_majority(split, min_votes: int, min_faces: int = 0) -> list[int]:
@@ -190,11 +211,14 @@ def evaluate_folder(model, view: View, calibration: dict, root, n_pairs=1000, n_
     target, target_name = vote_target(model)
     ece, table = metrics.reliability(p, target(votes[pairs[:, 0]], votes[pairs[:, 1]]))
     expressions = sorted({dataset.classes[labels[i]] for i in clear})
+    names = np.asarray(dataset.classes)
+    read = names[model.classify(z[clear].to(device)).argmax(1).cpu().numpy()] if clear else []
     return {
         "clear_majority": dict(score(model, z[clear], labels[clear], cal, n_pairs, n_triplets, seed,
-                                     device, intervals=True) if len(expressions) > 1 else {},
+                                     device, intervals=True, names=names)
+                               if len(expressions) > 1 else {},
                                faces=len(clear), min_votes=CLEAR_VOTES, min_faces=clear_min_faces,
-                               expressions=expressions),
+                               expressions=expressions, read_as=read_as(names[labels[clear]], read)),
         "majority": dict(score(model, z, labels, cal, n_pairs, n_triplets, seed, device,
                                intervals=True), faces=len(labels)),
         "graded_triplets": {"triplets": len(triplets), "accuracy": round(float(right.mean()), 4),
@@ -240,7 +264,6 @@ def evaluate_photos(comparer, root, n_pairs=1000, n_triplets=1000, seed=0) -> di
     scores = np.stack([comparer.pair_probabilities(z[triplets[:, a]], z[triplets[:, b]])
                        for a, b in ((0, 1), (0, 2), (1, 2))], 1)
     right = odd_one_out(scores) == triplets[:, 3]
-    shared = labels[np.where(triplets[:, 3] == 1, triplets[:, 1], triplets[:, 0])]
     read = np.array(names)[comparer.model.classify(z.to(comparer.device)).argmax(1).cpu().numpy()]
     threshold = comparer.threshold
     return {
@@ -250,13 +273,8 @@ def evaluate_photos(comparer, root, n_pairs=1000, n_triplets=1000, seed=0) -> di
         "pair_accuracy": round(metrics.accuracy(p, same, threshold), 4),
         "triplets": n_triplets, "triplet_accuracy": round(float(right.mean()), 4),
         "triplet_accuracy_interval": _rounded(metrics.bootstrap_interval(np.mean, right)),
-        "triplet_accuracy_by_shared_expression": {
-            label: {"triplets": int((shared == label).sum()),
-                    "accuracy": round(float(right[shared == label].mean()), 4)}
-            for label in sorted(set(shared))},
-        "read_as": {label: {name: round(float((read[labels == label] == name).mean()), 3)
-                            for name in names if (read[labels == label] == name).any()}
-                    for label in sorted(set(labels))},
+        "triplet_accuracy_by_shared_expression": by_shared_expression(right, triplets, labels),
+        "read_as": read_as(labels, read),
         "geometry_found": _geometry_share(found, kept),
     }
 
@@ -271,3 +289,33 @@ def _face_or_none(comparer, path):
 def _geometry_share(found, kept):
     with_geometry = [found[i].blendshapes is not None for i in kept]
     return round(float(np.mean(with_geometry)), 4) if with_geometry else 0.0
+
+
+def self_pairs(comparer, root, per_expression: int = 25, seed: int = 0) -> dict:
+    """P(same) of a face against itself and against its mirror image, through the app's path
+    (the split's faces are crops: no detection), for per_expression clear-majority faces of each
+    expression: a perfect copy should read as one, whatever the expression."""
+    split = expression_split(root)
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(split.targets)
+    clear = np.asarray(clear_majority(split, CLEAR_VOTES)) if isinstance(split, VoteFolder) \
+        else np.arange(len(labels))
+    result = {}
+    for k, name in enumerate(split.classes):
+        faces = clear[labels[clear] == k]
+        if len(faces) < per_expression:
+            continue
+        itself, mirror, same = [], [], 0
+        for i in rng.choice(faces, per_expression, replace=False):
+            image = load_image(dataset_files(split)[i])
+            itself.append(comparer.compare(image, image, assume_cropped=True).probability)
+            copy = comparer.compare(image, image.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+                                    assume_cropped=True)
+            mirror.append(copy.probability)
+            same += copy.same + comparer.compare(image, image, assume_cropped=True).same
+        result[name] = {"faces": per_expression, "itself": round(float(np.mean(itself)), 4),
+                        "mirror": round(float(np.mean(mirror)), 4),
+                        "lowest": round(float(min(itself + mirror)), 4),
+                        "verdict_same": same / (2 * per_expression)}
+    return result
+

@@ -178,3 +178,14 @@ def test_train_py_trains_the_heads_of_a_model_with_a_geometry_view(tmp_path, ran
     model, _ = checkpoint.load(export)
     parent, _ = checkpoint.load(random_checkpoint)
     assert torch.equal(model.trunk.conv1.weight, parent.trunk.conv1.weight)   # the trunk is kept
+
+
+def test_self_pairs_score_a_copy_and_a_mirror_as_the_same_expression(geometry_checkpoint, tmp_path):
+    from test_votes import make_vote_folders
+    from fecsim.evaluate import self_pairs
+    folders = make_vote_folders(tmp_path / "votes", per_split=60)
+    comparer = ExpressionComparer.load(geometry_checkpoint, "cpu")
+    result = self_pairs(comparer, folders / "test", per_expression=5)
+    assert set(result) == {"neutral", "happiness", "surprise", "sadness"}   # the four made
+    for row in result.values():
+        assert row["itself"] >= 0.9 and row["mirror"] >= 0.9 and row["verdict_same"] == 1.0
