@@ -19,7 +19,9 @@ from PIL import Image
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-from fecsim import app
+from fecsim import ExpressionComparer
+from fecsim.web.context import AppContext
+from fecsim.web.live_mirror import live_frame, set_reference
 
 
 def moving_face_frames(n: int, size=(640, 480)) -> list[np.ndarray]:
@@ -44,20 +46,20 @@ def main(argv=None):
     parser.add_argument("--checkpoint")
     parser.add_argument("--frames", type=int, default=120)
     args = parser.parse_args(argv)
-    app.build_demo(args.checkpoint, flag_dir=tempfile.mkdtemp())
+    ctx = AppContext(ExpressionComparer.load(args.checkpoint, device="cpu"), tempfile.mkdtemp())
     from skimage import data
     reference = Path(tempfile.mkdtemp()) / "reference.jpg"
     Image.fromarray(data.astronaut()).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(reference)
-    _, state, history, best = app.set_reference(str(reference))
+    _, state, history, best = set_reference(ctx, str(reference))
     frames = moving_face_frames(args.frames)
     track = None
     for frame in frames[:5]:                                  # warm-up: MTCNN, the encoder
-        _, track, _, _, _ = app.live_frame(frame, state, track, [], None)
+        _, track, _, _, _ = live_frame(ctx, frame, state, track, [], None)
     track, times, found = None, [], 0
     start = time.perf_counter()
     for frame in frames:
         t0 = time.perf_counter()
-        _, track, history, best, _ = app.live_frame(frame, state, track, history, best)
+        _, track, history, best, _ = live_frame(ctx, frame, state, track, history, best)
         times.append(time.perf_counter() - t0)
         found += history[-1] is not None
     wall = time.perf_counter() - start

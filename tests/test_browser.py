@@ -8,7 +8,6 @@ state at 1366x768 and 390x844 go to test-artifacts/. Every request the page make
 """
 import os
 import re
-import socket
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -18,7 +17,6 @@ import pytest
 from PIL import Image
 
 from fecsim import ExpressionComparer
-from fecsim.app import build_demo, launch
 from fecsim.flags import read_flags
 
 pytestmark = pytest.mark.slow
@@ -67,20 +65,6 @@ def webcam_frames(astronaut) -> list:
 
 
 @pytest.fixture(scope="module")
-def app(random_checkpoint, tmp_path_factory):
-    flag_dir = tmp_path_factory.mktemp("flagged")
-    demo = build_demo(random_checkpoint, flag_dir=flag_dir)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/", flag_dir
-    finally:
-        demo.close()
-
-
-@pytest.fixture(scope="module")
 def browser(tmp_path_factory, astronaut):
     camera = write_y4m(tmp_path_factory.mktemp("camera") / "faces.y4m", webcam_frames(astronaut))
     with sync_api.sync_playwright() as p:
@@ -96,7 +80,7 @@ def browser(tmp_path_factory, astronaut):
 
 
 @pytest.fixture
-def page(browser, app):
+def page(browser, served):
     context = browser.new_context(permissions=["camera"], viewport=WIDE)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
@@ -104,7 +88,7 @@ def page(browser, app):
     page.on("request", lambda r: off_machine.append(r.url)
             if urlparse(r.url).scheme in ("http", "https", "ws", "wss")
             and urlparse(r.url).hostname not in LOCAL_HOSTS else None)
-    page.goto(app[0])
+    page.goto(served[0])
     page.wait_for_selector("#compare")
     yield page
     context.close()
@@ -156,7 +140,7 @@ def test_first_view_is_empty(page):
     screenshot(page, "01-start")
 
 
-def test_upload_compare_and_flag_with_consent(page, app, random_checkpoint, astronaut_jpg,
+def test_upload_compare_and_flag_with_consent(page, served, random_checkpoint, astronaut_jpg,
                                               tmp_path):
     other = tmp_path / "close-up.jpg"
     Image.open(astronaut_jpg).crop((96, 0, 352, 256)).save(other)
@@ -175,7 +159,7 @@ def test_upload_compare_and_flag_with_consent(page, app, random_checkpoint, astr
     screenshot(page, "02-result")
 
     # Flagging shows what is stored and stores nothing until the consent box is ticked.
-    flag_dir = app[1]
+    flag_dir = served[1]
     before = len(read_flags(flag_dir))
     sync_api.expect(page.get_by_text("stores nothing until you tick the box")).to_be_visible()
     page.locator("#right_answer").get_by_text("different expression").click()

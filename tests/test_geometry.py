@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from fecsim import ExpressionComparer, checkpoint
-from fecsim.data import sample_pairs, sample_triplets
+from fecsim.train.data import sample_pairs, sample_triplets
 from fecsim.geometry import BLENDSHAPES, FaceGeometry, mirror_pairs
-from fecsim.heads import adjust_for_priors, fit_heads
+from fecsim.train.heads import adjust_for_priors, fit_heads
 from fecsim.metrics import overlap
 from fecsim.model import ModelConfig, SiameseResNet18, split_geometry
 
@@ -140,7 +140,7 @@ def test_heads_learn_from_stored_features_and_priors_shift_the_biases():
 
 
 def test_evaluate_photos_goes_through_detection_across_people(geometry_checkpoint, astronaut, tmp_path):
-    from fecsim.evaluate import evaluate_photos, person_of
+    from fecsim.train.evaluate import evaluate_photos, person_of
     face = Image.fromarray(astronaut).crop((100, 0, 380, 300))
     for label, people in (("happy", ("Ann", "Bob", "Cy")), ("sad", ("Dee", "Eve", "Fay"))):
         (tmp_path / label).mkdir()
@@ -182,7 +182,7 @@ def test_train_py_trains_the_heads_of_a_model_with_a_geometry_view(tmp_path, ran
 
 def test_self_pairs_score_a_copy_and_a_mirror_as_the_same_expression(geometry_checkpoint, tmp_path):
     from test_votes import make_vote_folders
-    from fecsim.evaluate import self_pairs
+    from fecsim.train.evaluate import self_pairs
     folders = make_vote_folders(tmp_path / "votes", per_split=60)
     comparer = ExpressionComparer.load(geometry_checkpoint, "cpu")
     result = self_pairs(comparer, folders / "test", per_expression=5)

@@ -12,14 +12,16 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Subset
 
-from . import metrics
-from .errors import FecsimError
-from .geometry import LANDMARKER, FaceGeometry
-from .images import load_image
-from .inference import geometry_columns
-from .model import SAME_EXPRESSION
+from .. import metrics
+from ..errors import FecsimError
+from ..geometry import LANDMARKER, FaceGeometry
+from ..images import load_image
+from ..inference import geometry_columns
+from ..model import SAME_EXPRESSION
 from .data import VoteFolder, eval_transform, expression_split, sample_pairs, sample_triplets
-from .view import View, calibrated, features, odd_one_out, pair_logits, triplet_logits
+from ..scoring import (calibrated, fit_calibration, fixed_threshold, indexed_pair_logits,
+                       odd_one_out, triplet_logits, vote_target)
+from ..view import View, features
 
 
 @torch.no_grad()
@@ -65,39 +67,19 @@ def _geometry_of_files(files: tuple) -> torch.Tensor:
     return geometry_columns(rows)
 
 
-def fit_calibration(logits, target, same, /, threshold=None, **about) -> dict:
-    """Platt scaling of pair logits to target (0/1, or graded), and the verdict threshold: the
-    one given, else the most accurate on the same/different answers `same`; about: provenance."""
-    scale, bias = metrics.fit_platt(logits, target)
-    calibration = {"scale": scale, "bias": bias}
-    probabilities = calibrated(logits, calibration)
-    if threshold is None:
-        threshold, acc = metrics.best_threshold(probabilities, same)
-    else:
-        acc = metrics.accuracy(probabilities, same, threshold)
-    ece, _ = metrics.reliability(probabilities, target)
-    return dict(calibration, threshold=threshold, fitted_on_pairs=int(len(logits)), **about,
-                fit_accuracy=round(acc, 4), fit_ece=round(ece, 4))
-
-
-def vote_target(model):
-    """What a model's probability is fitted to on vote-labelled pairs, and its name: how far the
-    two faces' vote distributions overlap (expression pair scores), else rater agreement."""
-    if model.config.pair_score == "expressions":
-        return metrics.overlap, "vote overlap"
-    return metrics.agreement, "rater agreement"
-
-
 def calibrate(model, z, labels, n_pairs: int, seed: int, device, votes=None) -> dict:
     """Calibration on balanced pairs of a labelled split. votes (N x C vote distributions): fit
     the probability to the two faces' votes (vote_target) rather than to whether the majority
     labels agree. A model scoring pairs by their expressions turns its verdict at 0.5."""
     pairs = sample_pairs(labels, n_pairs, seed)
-    logits = pair_logits(model, z, pairs[:, 0], pairs[:, 1], device)
-    target, name = (pairs[:, 2], "same label") if votes is None else (
-        vote_target(model)[0](votes[pairs[:, 0]], votes[pairs[:, 1]]), vote_target(model)[1])
-    fixed = 0.5 if model.config.pair_score == "expressions" else None
-    return fit_calibration(logits, target, pairs[:, 2], seed=seed, target=name, threshold=fixed)
+    logits = indexed_pair_logits(model, z, pairs[:, 0], pairs[:, 1], device)
+    if votes is None:
+        target, name = pairs[:, 2], "same label"
+    else:
+        target_of, name = vote_target(model)
+        target = target_of(votes[pairs[:, 0]], votes[pairs[:, 1]])
+    return fit_calibration(logits, target, pairs[:, 2], seed=seed, target=name,
+                           threshold=fixed_threshold(model))
 
 
 def score(model, z, labels, calibration: dict, n_pairs: int, n_triplets: int, seed: int,
@@ -106,7 +88,7 @@ def score(model, z, labels, calibration: dict, n_pairs: int, n_triplets: int, se
     with intervals, 95 % bootstrap intervals too: how far each figure could move with other
     pairs and triplets drawn alike."""
     pairs = sample_pairs(labels, n_pairs, seed)
-    p = calibrated(pair_logits(model, z, pairs[:, 0], pairs[:, 1], device), calibration)
+    p = calibrated(indexed_pair_logits(model, z, pairs[:, 0], pairs[:, 1], device), calibration)
     same, threshold = pairs[:, 2], calibration["threshold"]
     ece, table = metrics.reliability(p, same)
     result = {
@@ -207,7 +189,7 @@ def evaluate_folder(model, view: View, calibration: dict, root, n_pairs=1000, n_
     triplets = graded_triplets(votes, n_triplets, seed)
     right = triplet_accuracy(model, z, triplets, device)
     pairs = sample_pairs(labels, n_pairs, seed)
-    p = calibrated(pair_logits(model, z, pairs[:, 0], pairs[:, 1], device), cal)
+    p = calibrated(indexed_pair_logits(model, z, pairs[:, 0], pairs[:, 1], device), cal)
     target, target_name = vote_target(model)
     ece, table = metrics.reliability(p, target(votes[pairs[:, 0]], votes[pairs[:, 1]]))
     expressions = sorted({dataset.classes[labels[i]] for i in clear})
