@@ -8,14 +8,18 @@ finds no face, a face simply has no geometry and the model reads its appearance 
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
-LANDMARKER = Path(__file__).resolve().parent.parent / "checkpoints" / "face_landmarker.task"
-LANDMARKER_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+from .errors import CheckpointError
+from .files import shipped
+
+LANDMARKER = shipped("checkpoints") / "face_landmarker.task"
+LANDMARKER_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"  # checked on load
 FACE_SIDE = 128     # the face is shown to the landmarker this large...
 PAD = 32            # ...inside a black border: its own face detector misses faces that fill the
                     # whole picture (98 % found on FER+ faces padded so, against 93 % unpadded)
@@ -78,8 +82,12 @@ class FaceGeometry:
         landmarker = getattr(self._local, "landmarker", None)
         if landmarker is None:
             from mediapipe.tasks.python import BaseOptions, vision
+            bundle = self.task_path.read_bytes()
+            if hashlib.sha256(bundle).hexdigest() != LANDMARKER_SHA256:
+                raise CheckpointError(source=str(self.task_path), reason="not the face landmarker "
+                                      "model the geometry head was trained on (sha256 differs)")
             options = vision.FaceLandmarkerOptions(
-                base_options=BaseOptions(model_asset_buffer=self.task_path.read_bytes()),
+                base_options=BaseOptions(model_asset_buffer=bundle),
                 output_face_blendshapes=True, num_faces=1,
                 min_face_detection_confidence=MIN_CONFIDENCE,
                 min_face_presence_confidence=MIN_CONFIDENCE)

@@ -189,3 +189,11 @@ def test_self_pairs_score_a_copy_and_a_mirror_as_the_same_expression(geometry_ch
     assert set(result) == {"neutral", "happiness", "surprise", "sadness"}   # the four made
     for row in result.values():
         assert row["itself"] >= 0.9 and row["mirror"] >= 0.9 and row["verdict_same"] == 1.0
+
+
+def test_a_landmarker_file_other_than_the_trained_one_is_refused(tmp_path):
+    from fecsim.errors import CheckpointError
+    other = tmp_path / "face_landmarker.task"
+    other.write_bytes(b"not the bundle")
+    with pytest.raises(CheckpointError, match="sha256"):
+        FaceGeometry(other)(Image.new("RGB", (64, 64)))

@@ -19,7 +19,7 @@ from ..images import load_image
 from ..inference import geometry_columns
 from ..model import SAME_EXPRESSION
 from .data import VoteFolder, eval_transform, expression_split, sample_pairs, sample_triplets
-from ..scoring import (calibrated, fit_calibration, fixed_threshold, indexed_pair_logits,
+from ..scoring import (calibrated, fit_calibration, fit_options, indexed_pair_logits,
                        odd_one_out, triplet_logits, vote_target)
 from ..view import View, features
 
@@ -79,7 +79,7 @@ def calibrate(model, z, labels, n_pairs: int, seed: int, device, votes=None) -> 
         target_of, name = vote_target(model)
         target = target_of(votes[pairs[:, 0]], votes[pairs[:, 1]])
     return fit_calibration(logits, target, pairs[:, 2], seed=seed, target=name,
-                           threshold=fixed_threshold(model))
+                           **fit_options(model))
 
 
 def score(model, z, labels, calibration: dict, n_pairs: int, n_triplets: int, seed: int,
