@@ -56,6 +56,8 @@ def main(argv=None) -> int:
                         help="images are face crops already: skip detection")
     common.add_argument("--float", action="store_true",
                         help="run the float model on the CPU too, not the checkpoint's int8 encoder")
+    common.add_argument("--appearance-only", action="store_true",
+                        help="read faces by their appearance alone, without the geometry view")
     for name, help_ in (("score-pairs", "score a CSV of pairs (a,b)"),
                         ("score-triplets", "odd one out for a CSV of triplets (a,b,c)")):
         p = sub.add_parser(name, parents=[common], help=help_)
@@ -101,7 +103,8 @@ def main(argv=None) -> int:
         return export_flags(args.flag_dir, args.out)
     try:
         comparer = ExpressionComparer.load(args.checkpoint, args.device,
-                                           int8=False if args.float else None)
+                                           int8=False if args.float else None,
+                                           geometry=not args.appearance_only)
         if args.command == "compare":
             print(json.dumps(comparer.compare(args.a, args.b, assume_cropped=args.assume_cropped)
                              .to_dict(), indent=2))

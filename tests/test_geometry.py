@@ -197,3 +197,14 @@ def test_a_landmarker_file_other_than_the_trained_one_is_refused(tmp_path):
     other.write_bytes(b"not the bundle")
     with pytest.raises(CheckpointError, match="sha256"):
         FaceGeometry(other)(Image.new("RGB", (64, 64)))
+
+
+def test_the_cli_reads_both_views_unless_told_appearance_only(geometry_checkpoint, astronaut_jpg,
+                                                              capsys):
+    import json
+    from fecsim import cli
+    for extra, views in (([], ["appearance", "geometry"]), (["--appearance-only"], ["appearance"])):
+        assert cli.main(["compare", str(astronaut_jpg), str(astronaut_jpg),
+                         f"--checkpoint={geometry_checkpoint}", *extra]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["views_a"] == views and result["same"] == (result["probability"] >= 0.5)
