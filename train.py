@@ -82,6 +82,27 @@ def main(argv=None):
     if dev.type == "cuda":
         model.to(memory_format=torch.channels_last)   # faster convolutions on tensor cores
     parents = start_from(c, model, log) if c.init_from else []
+    log(f"device {dev} x {ddp.world_size} processes; {len(source.train_set)} training "
+        f"{'items' if c.fec_train else 'images'}, {len(source.val_labels)} validation; {command}")
+    if c.head_only:
+        history = train_heads(c, model, source, view, dev, log)
+    else:
+        history = train_all(c, model, source, extra, view, ddp, log)
+    if is_main:
+        training = {"command": command, "settings": c.settings(), "history": history,
+                    "processes": ddp.world_size, "init_from": parents,
+                    **({"teacher": {"path": c.teacher, "sha256": teacher_model.sha256}}
+                       if c.teacher else {})}
+        meta = finish_run(model, source, view, c.export, dev, training, int8=c.int8)
+        (Path(c.out_dir) / "metrics.json").write_text(json.dumps(meta.metrics, indent=2))
+        print(f"exported {c.export} ({Path(c.export).stat().st_size / 1e6:.1f} MB)")
+        print(source.summary(meta.metrics))
+    cleanup_distributed()
+
+
+def train_all(c: TrainConfig, model, source, extra, view, ddp, log) -> list[dict]:
+    """The whole model, trunk included: the resumable loop over augmented batches."""
+    dev = ddp.device
     params = [p for p in model.parameters() if p.requires_grad]
     opt = (torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay) if c.optimizer == "adamw"
            else torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay))
@@ -98,23 +119,8 @@ def main(argv=None):
             batch = source.batch(item, dev)
             yield extra.add_to(batch) if extra else batch
 
-    log(f"device {dev} x {ddp.world_size} processes; {len(source.train_set)} training "
-        f"{'items' if c.fec_train else 'images'}, {len(source.val_labels)} validation; {command}")
-    if c.head_only:
-        history = train_heads(c, model, source, view, dev, log)
-    else:
-        history = fit(model, opt, sched, batches, c.epochs, c.out_dir, dev, loss_fn=source.loss,
-                      evaluate=lambda m: source.validate(m, view, dev), is_main=is_main, log=log)
-    if is_main:
-        training = {"command": command, "settings": c.settings(), "history": history,
-                    "processes": ddp.world_size, "init_from": parents,
-                    **({"teacher": {"path": c.teacher, "sha256": teacher_model.sha256}}
-                       if c.teacher else {})}
-        meta = finish_run(model, source, view, c.export, dev, training, int8=c.int8)
-        (Path(c.out_dir) / "metrics.json").write_text(json.dumps(meta.metrics, indent=2))
-        print(f"exported {c.export} ({Path(c.export).stat().st_size / 1e6:.1f} MB)")
-        print(source.summary(meta.metrics))
-    cleanup_distributed()
+    return fit(model, opt, sched, batches, c.epochs, c.out_dir, dev, loss_fn=source.loss,
+               evaluate=lambda m: source.validate(m, view, dev), is_main=ddp.is_main, log=log)
 
 
 def refuse_overwriting(c: TrainConfig):
