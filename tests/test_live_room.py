@@ -1,4 +1,8 @@
 """The live room: many sessions scored at once, each in its own line, fairly, within capacity."""
+import base64
+import html
+import io
+import re
 import threading
 
 import numpy as np
@@ -6,7 +10,8 @@ import pytest
 from PIL import Image
 
 from fecsim import ExpressionComparer
-from fecsim.live_room import LiveRoom
+from fecsim.live_html import CLOSED_MARK, live_panel, score_line
+from fecsim.live_room import LiveReading, LiveRoom
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +182,57 @@ def test_an_error_in_the_model_reaches_every_caller_and_frees_the_session(
         room.score("page", face_frame)
     monkeypatch.undo()
     assert room.score("page", face_frame).state == "scored"
+
+
+# How a reading looks on the page.
+
+def reading(**changes) -> LiveReading:
+    frame = Image.new("RGB", (640, 480), (90, 90, 90))
+    base = dict(state="scored", probability=0.8, box=(100.0, 50.0, 300.0, 290.0), frame=frame,
+                best=0.9, history=(0.5, 0.6, None, 0.7, None, None, 0.8, 0.8), frames_scored=75,
+                live=3)
+    return LiveReading(**{**base, **changes})
+
+
+def text(page: str) -> str:
+    """The words a person reads (inline tags dropped, block tags as spaces)."""
+    page = re.sub(r"<[^>]+>", " ", re.sub(r"</?strong>", "", page))
+    return re.sub(r"\s+", " ", html.unescape(page)).strip()
+
+
+def test_the_verdict_is_a_word_and_a_mark_not_only_a_colour():
+    assert "✓ Same expression" in text(live_panel(reading(), 0.5))
+    different = text(live_panel(reading(probability=0.3), 0.5))
+    assert "30%" in different and "✗ Different expression" in different
+    assert "no face in this frame" in text(live_panel(reading(probability=None, box=None), 0.5))
+
+
+def test_the_panel_counts_every_frame_and_says_who_is_live():
+    note = text(live_panel(reading(), 0.5))
+    assert "Best so far: 90%. 75 frames scored. 3 people live." in note
+    assert "1 person live." in text(live_panel(reading(live=1), 0.5))
+
+
+def test_the_score_sits_beside_the_frame_it_belongs_to():
+    page = live_panel(reading(), 0.5)
+    data = re.search(r'src="data:image/jpeg;base64,([^"]+)" alt="([^"]+)"', page)
+    assert data and "face boxed" in data.group(2)
+    shown = Image.open(io.BytesIO(base64.b64decode(data.group(1))))
+    assert shown.size == (214, 160)   # reduced by 3, the last column from what is left
+    r, g, b = shown.convert("RGB").getpixel((round(100 / 3), round(150 / 3)))   # box edge
+    assert g > 150 and r < 120
+
+
+def test_the_line_breaks_where_no_face_was_found():
+    line = score_line((0.5, 0.6, None, 0.7, None, None, 0.8, 0.8), 0.5)
+    assert line.count("<polyline") == 2 and line.count("<circle") == 1
+    assert score_line((None, None), 0.5) == ""
+
+
+def test_busy_and_closed_say_what_to_do():
+    busy = text(live_panel(reading(state="busy", probability=None, frame=None, live=9, place=2),
+                           0.5))
+    assert busy.startswith("Busy: 9 people live. You are number 2 in line")
+    assert "You are next in line" in text(live_panel(reading(state="busy", place=1), 0.5))
+    closed = live_panel(reading(state="closed", probability=None, frame=None), 0.5)
+    assert CLOSED_MARK in closed and "Start it again" in closed
