@@ -13,7 +13,7 @@ from itertools import groupby
 
 from PIL import ImageDraw
 
-from .live_room import HISTORY, LiveReading
+from .live_room import HISTORY, IDLE_SECONDS, LiveReading
 from .views import bar
 
 FRAME_WIDTH = 192      # pixels of the scored frame shown beside its score
@@ -36,10 +36,13 @@ def live_panel(reading: LiveReading, threshold: float) -> str:
         return (f'<div class="fecsim-live-state" role="status"><strong>Busy: {reading.live} '
                 f'people live.</strong> {line}; scoring starts as soon as someone stops their '
                 f'camera.</div>')
+    if reading.state == "no reference":
+        return ('<div class="fecsim-live-state" role="status">Choose a reference face first: '
+                'upload one, pick an example, or use the camera\'s face.</div>')
     if reading.state == "closed":
         return (f'<div class="fecsim-live-state" role="status" {CLOSED_MARK}="1"><strong>'
-                f'Stopped:</strong> no face for 2 minutes, so the camera was stopped to make '
-                f'room for others. Start it again to go on.</div>')
+                f'Stopped:</strong> no face for {IDLE_SECONDS // 60} minutes, so the camera was '
+                f'stopped to make room for others. Start it again to go on.</div>')
     p = reading.probability
     if p is None:
         score = '<div class="fecsim-live">no face</div><div>in this frame</div>'

@@ -36,14 +36,15 @@ FORGET_SECONDS = 1800     # no frame and no new reference for this long: the ses
 @dataclass(frozen=True)
 class LiveReading:
     """What one session's page shows after a frame."""
-    state: str                    # "scored", "no face", "busy" (waiting in line), "closed"
-    probability: float | None     # P(same expression as the reference) of this frame's face
-    box: tuple | None             # the face in this frame
-    frame: Image.Image | None     # the frame the probability belongs to
-    best: float | None            # the best probability since the reference or "next student"
-    history: tuple                # the last frames' probabilities (HISTORY), None where no face
-    frames_scored: int            # frames with a face scored since then (all, not only HISTORY)
-    live: int                     # sessions live in the room now, this one included
+    state: str                    # "scored", "no face", "busy" (waiting in line), "closed",
+                                  # "no reference" (none chosen yet)
+    probability: float | None = None   # P(same expression as the reference) of this frame's face
+    box: tuple | None = None      # the face in this frame
+    frame: Image.Image | None = None   # the frame the probability belongs to
+    best: float | None = None     # the best probability since the reference or "next student"
+    history: tuple = ()           # the last frames' probabilities (HISTORY), None where no face
+    frames_scored: int = 0        # frames with a face scored since then (all, not only HISTORY)
+    live: int = 0                 # sessions live in the room now, this one included
     place: int | None = None      # "busy": place in line, 1 = next
 
 
@@ -101,13 +102,15 @@ class LiveRoom:
             return len(self._live(self.clock()))
 
     def score(self, key: str, frame) -> LiveReading | None:
-        """One frame (an RGB array or PIL image) of one session. None when there is nothing to
-        show: no reference yet, or the session's previous frame is still in work."""
+        """One frame (an RGB array or PIL image) of one session. None when there is nothing new
+        to show: the session's previous frame is still in work, or it was reset meanwhile."""
         now = self.clock()
         with self._lock:
             self._forget_old(now)
             session = self._sessions.get(key)
-            if session is None or session.reference is None or session.in_work:
+            if session is None or session.reference is None:
+                return LiveReading("no reference")
+            if session.in_work:
                 return None
             if now - session.last_frame > self.gone_seconds:   # a camera (re)started
                 session.joined, session.last_face, session.closed = now, now, False

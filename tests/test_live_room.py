@@ -125,7 +125,8 @@ def test_next_student_and_a_new_reference_start_again(comparer, reference_z, fac
     room.set_reference("page", reference_z)
     assert room.score("page", face_frame).frames_scored == 1
     room.set_reference("page", None)   # reference cleared: nothing to score against
-    assert room.score("page", face_frame) is None
+    assert room.score("page", face_frame).state == "no reference"
+    assert room.score("never-chose-one", face_frame).state == "no reference"
 
 
 def test_over_capacity_a_later_session_waits_in_line(comparer, reference_z, face_frame):
@@ -236,3 +237,4 @@ def test_busy_and_closed_say_what_to_do():
     assert "You are next in line" in text(live_panel(reading(state="busy", place=1), 0.5))
     closed = live_panel(reading(state="closed", probability=None, frame=None), 0.5)
     assert CLOSED_MARK in closed and "Start it again" in closed
+    assert "Choose a reference face first" in text(live_panel(LiveReading("no reference"), 0.5))
