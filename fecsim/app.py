@@ -29,12 +29,13 @@ from PIL import Image, ImageDraw
 
 from . import checkpoint
 from .errors import BoxError, FecsimError
-from . import views
+from . import live_html, views
 from .faces import parse_box, parse_face_number
 from .files import write_atomic
 from .flags import ANSWERS, PERSISTENT_STORAGE, PairFlagLogger, default_flag_dir, zip_flags
 from .inference import ExpressionComparer
-from .live import score_frame
+from .live_html import CLOSED_MARK, live_panel
+from .live_room import IDLE_SECONDS, LiveRoom
 
 try:  # Hugging Face Spaces: runs the decorated function with a GPU attached.
     import spaces
@@ -50,7 +51,6 @@ CONCURRENCY = 1               # one model call at a time: a GPU or 2 CPU cores g
 QUEUE_SIZE = 256              # waiting requests beyond this are told the queue is full
 MAX_RANKED = 60               # photos ranked at once (30 take about 2 s on 2 CPU cores)
 LIVE_EVERY = 0.1              # seconds between the frames the live mode sends
-LIVE_HISTORY = 60             # scores kept for the live mode's history line
 MAX_KEPT_ERRORS = 1000        # errors waiting for their page to show them
 FLAGS_TOKEN_VARIABLE = "FECSIM_FLAGS_TOKEN"   # who may download every flag
 CAMERA_NOTE = ("Nothing from the camera is kept unless you flag a result: frames are scored in "
@@ -67,11 +67,25 @@ COUNTDOWN = """async (countdown) => { const show = document.querySelector('#coun
     show.textContent = i; await new Promise(r => setTimeout(r, 1000)); }
   show.textContent = ''; return countdown; }"""
 
+# The live score panel stops the camera when the server closed the stream (no face for 2
+# minutes), and after the page has been hidden for as long: a forgotten tab holds no place.
+LIVE_PAGE_HOOKS = f"""
+const stop = () => document.querySelector('#live_camera [title="stop recording"]')
+  ?.closest('button')?.click();
+let hiddenTimer = null;
+document.addEventListener('visibilitychange', () => {{
+  clearTimeout(hiddenTimer);
+  if (document.hidden) hiddenTimer = setTimeout(stop, {IDLE_SECONDS * 1000});
+}});
+watch('value', () => {{ if (element.querySelector('[{CLOSED_MARK}]')) stop(); }});
+"""
+
 OUTPUTS = Path(tempfile.gettempdir()) / "fecsim-app"   # result images, named by content
 RESULT_MAX_AGE = 3600         # seconds a result image (ours, and gradio's cached copy) is kept:
                               # a public app's disk must not fill up with users' photos
 _last_sweep = 0.0
 _comparer: ExpressionComparer | None = None   # the one model, shared by every session
+_live_room: LiveRoom | None = None            # every page's live mirror
 _errors: dict[str, str] = {}   # session -> its last error, until the page has shown it
 
 
@@ -296,32 +310,38 @@ def rank(reference, photos, request: gr.Request = None):
     return gallery, table
 
 
-def live_frame(frame, reference, track, history, best):
-    """One webcam frame of the live mirror mode: P(same expression as the reference), updated
-    score history and best score, and the frame itself (to take as a reference). The face is
-    tracked from the previous frame's box."""
-    if frame is None or reference is None:
-        return gr.skip(), track, history, best, frame
-    scored = score_frame(_comparer, reference["z"], frame, near=track)
-    history = (history or [])[-(LIVE_HISTORY - 1):] + [scored.probability]
-    if scored.probability is not None:
-        best = max(best or 0.0, scored.probability)
-    return (views.live_score(scored.probability, history, best, _comparer.threshold),
-            scored.box, history, best, frame)
+def live_frame(frame, request: gr.Request):
+    """One webcam frame of the live mirror mode: the score panel (the frame scored, P(same
+    expression as the reference), the recent scores, the best one) and the frame itself (to
+    take as a reference)."""
+    if frame is None:
+        return gr.skip(), frame
+    reading = _live_room.score(request.session_hash, frame)
+    if reading is None:   # this page's previous frame is still in work
+        return gr.skip(), frame
+    return live_panel(reading, _comparer.threshold), frame
+
+
+def next_student(request: gr.Request):
+    """Same reference, a new person: the best score, the line and the count start again."""
+    _live_room.next_student(request.session_hash)
+    return ('<div class="fecsim-live-state" role="status">Next student: the best score and the '
+            'line start again.</div>')
 
 
 @_errors_kept_for_the_page
 def set_reference(image, request: gr.Request = None):
-    """Embed the reference face once for the live mode; returns (its crop, the state)."""
+    """Embed the reference face once for the live mode; returns its crop."""
     path = _path(image)
     if not path:
-        return None, None, None, None
+        _live_room.set_reference(request.session_hash, None)
+        return None
     try:
         face = _comparer.face(path)
     except FecsimError as exc:
         raise _user_error(exc, {"The reference": path}) from None
-    z = _comparer.features([face])
-    return saved(face.crop), {"z": z}, [], None
+    _live_room.set_reference(request.session_hash, _comparer.features([face]))
+    return saved(face.crop)
 
 
 def captured(frame):
@@ -361,10 +381,11 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
                concurrency: int = CONCURRENCY) -> gr.Blocks:
     """The whole page. checkpoint_path None means the shipped model; flag_dir None means
     /data/flagged on persistent storage, else flagged/."""
-    global _comparer
+    global _comparer, _live_room
     # Loaded on the CPU: CUDA is only touched inside the spaces.GPU functions.
     _comparer = comparer or ExpressionComparer.load(checkpoint_path or checkpoint.SHIPPED,
                                                     device="cpu")
+    _live_room = LiveRoom(_comparer)
     flag_dir = Path(flag_dir) if flag_dir is not None else default_flag_dir()
     logger = PairFlagLogger(flag_dir)
 
@@ -456,8 +477,8 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
                     reference_crop = _result_image("Reference crop", "reference_crop", 160)
                 with gr.Column():
                     live_camera = _camera("live_camera")
-                    live_score = gr.HTML(elem_id="live_score")
-            reference_state, track, history, best = (gr.State(None) for _ in range(4))
+                    next_button = gr.Button("Next student", elem_id="next_student")
+                    live_score = gr.HTML(elem_id="live_score", js_on_load=LIVE_PAGE_HOOKS)
             live_latest = gr.State(None)
             gr.Examples(_distinct_photos(_example_files("pairs")), [reference],
                         label="Example reference faces", cache_examples=False)
@@ -559,18 +580,18 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
                              queue=False, api_visibility="private")
 
         # Live mirror: the reference is embedded once; each frame is scored against it.
-        reference.change(set_reference, reference, [reference_crop, reference_state, history,
-                                                    best], preprocess=False,
+        reference.change(set_reference, reference, reference_crop, preprocess=False,
                          api_visibility="private"
                          ).failure(_shown_error, None, live_score, queue=False,
                                    api_visibility="private")
+        next_button.click(next_student, None, live_score, queue=False, api_visibility="private")
         use_frame.click(captured, live_latest, reference, api_visibility="private",
                         concurrency_limit=None)
-        live_camera.stream(live_frame,
-                           [live_camera, reference_state, track, history, best],
-                           [live_score, track, history, best, live_latest],
+        # Pages stream side by side: the live room shares the model out (one frame in work per
+        # page, a line beyond its capacity), so gradio holds none of them back.
+        live_camera.stream(live_frame, live_camera, [live_score, live_latest],
                            stream_every=LIVE_EVERY, concurrency_id="live", show_progress="hidden",
-                           concurrency_limit=1, api_visibility="private")
+                           concurrency_limit=None, api_visibility="private")
 
         rank_camera.stream(lambda f: f, rank_camera, rank_latest, stream_every=0.2,
                            show_progress="hidden", concurrency_limit=None,
@@ -598,7 +619,7 @@ def launch(demo: gr.Blocks, host="127.0.0.1", port=7860, share=False, **kwargs):
                        max_file_size=MAX_FILE_SIZE, ssr_mode=False, **kwargs)
 
 
-CSS = views.CSS + """
+CSS = views.CSS + live_html.CSS + """
 #odd_answer * { font-size: 2rem !important; font-weight: 800; }
 .fecsim-crop img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
 /* Two expression lists side by side on a phone: small enough that the percentages stay in view. */

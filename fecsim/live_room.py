@@ -203,14 +203,14 @@ class BatchedScorer:
         return job.result
 
     @torch.no_grad()
-    def _run(self, batch: list["_Job"]):
+    def _run(self, batch: list[_Job]):
         self.batch_sizes.append(len(batch))
         try:
             z = self.comparer.features([job.crop for job in batch])
             references = torch.cat([job.reference for job in batch])
             for job, p in zip(batch, self.comparer.pair_probabilities(references, z)):
                 job.result = float(p)
-        except Exception as exc:   # each caller raises it, not only the one that ran the batch
+        except Exception as exc:  # noqa: BLE001 (each caller raises it, not only the runner)
             for job in batch:
                 job.error = exc
         for job in batch:

@@ -189,9 +189,9 @@ def test_an_error_in_the_model_reaches_every_caller_and_frees_the_session(
 
 def reading(**changes) -> LiveReading:
     frame = Image.new("RGB", (640, 480), (90, 90, 90))
-    base = dict(state="scored", probability=0.8, box=(100.0, 50.0, 300.0, 290.0), frame=frame,
-                best=0.9, history=(0.5, 0.6, None, 0.7, None, None, 0.8, 0.8), frames_scored=75,
-                live=3)
+    base = {"state": "scored", "probability": 0.8, "box": (100.0, 50.0, 300.0, 290.0),
+            "frame": frame, "best": 0.9, "history": (0.5, 0.6, None, 0.7, None, None, 0.8, 0.8),
+            "frames_scored": 75, "live": 3}
     return LiveReading(**{**base, **changes})
 
 
@@ -220,7 +220,7 @@ def test_the_score_sits_beside_the_frame_it_belongs_to():
     assert data and "face boxed" in data.group(2)
     shown = Image.open(io.BytesIO(base64.b64decode(data.group(1))))
     assert shown.size == (214, 160)   # reduced by 3, the last column from what is left
-    r, g, b = shown.convert("RGB").getpixel((round(100 / 3), round(150 / 3)))   # box edge
+    r, g, _ = shown.convert("RGB").getpixel((round(100 / 3), round(150 / 3)))   # box edge
     assert g > 150 and r < 120
 
 
