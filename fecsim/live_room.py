@@ -8,8 +8,9 @@ is the model call, which embeds the crops of every session waiting at that momen
 Up to `capacity` sessions are scored. A later one is told the room is busy, how many people are
 live and its place in line, and is let in when someone leaves. A session that sent no frame for
 GONE_SECONDS has left (its camera was stopped or its tab put to sleep); one that found no face for
-IDLE_SECONDS is closed, so that a forgotten tab holds no place; its page stops the camera, and a
-camera started again later joins the line anew.
+IDLE_SECONDS is closed, so that a forgotten tab holds no place. Its page stops the camera (a closed
+session's frames are not scored even if it does not), and a camera started again joins the line
+anew.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ MAX_BATCH = 8             # crops embedded in one model call
 HISTORY = 60              # results kept for the score line
 IDLE_SECONDS = 120        # no face for this long: the stream is closed
 GONE_SECONDS = 5          # no frame for this long: the session has left the room
+RESTART_SECONDS = 1       # a closed session's frames stop this long: its camera was restarted
 FORGET_SECONDS = 1800     # no frame and no new reference for this long: the session is dropped
 
 
@@ -112,7 +114,8 @@ class LiveRoom:
                 return LiveReading("no reference")
             if session.in_work:
                 return None
-            if now - session.last_frame > self.gone_seconds:   # a camera (re)started
+            pause = RESTART_SECONDS if session.closed else self.gone_seconds
+            if now - session.last_frame > pause:   # a camera (re)started
                 session.joined, session.last_face, session.closed = now, now, False
             session.last_frame = session.last_seen = now
             if now - session.last_face > self.idle_seconds:

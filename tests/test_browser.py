@@ -21,7 +21,7 @@ from fecsim import ExpressionComparer
 from fecsim import app as app_module
 from fecsim.app import build_demo, launch
 from fecsim.flags import read_flags
-from fecsim.live_room import CAPACITY
+from fecsim.live_room import CAPACITY, IDLE_SECONDS
 
 pytestmark = pytest.mark.slow
 
@@ -343,6 +343,36 @@ def test_two_live_mirrors_score_at_once(browser, app, astronaut_jpg):
     finally:
         for context, _ in opened:
             context.close()
+
+
+def test_a_live_mirror_closed_or_hidden_stops_its_camera(browser, app, astronaut_jpg):
+    context, page = open_live_mirror(browser, app[0], astronaut_jpg)
+    recording = page.locator('#live_camera [title="stop recording"]')
+    room = app_module._live_room
+    try:
+        start_camera(page, "live_camera")
+        page.wait_for_function("() => window.firstScore")
+        sync_api.expect(recording).to_have_count(1)
+        # The server closes a stream that saw no face for the idle time (here: at once) ...
+        room.idle_seconds = 0
+        sync_api.expect(page.locator("#live_score")).to_contain_text("Stopped: no face")
+        sync_api.expect(recording).to_have_count(0)   # ... and the page stops its camera.
+        screenshot(page, "14-live-closed")
+        room.idle_seconds = IDLE_SECONDS
+        time.sleep(1.5)
+        page.locator("#live_camera button[aria-label='capture photo']").click()   # started again
+        sync_api.expect(page.locator("#live_score .fecsim-bar")).to_have_count(1)
+        # A page hidden for the idle time stops its camera too.
+        page.clock.install()
+        page.evaluate("""() => { Object.defineProperty(document, 'hidden', {get: () => true});
+                                 document.dispatchEvent(new Event('visibilitychange')); }""")
+        page.clock.fast_forward(IDLE_SECONDS * 1000 - 5000)
+        sync_api.expect(recording).to_have_count(1)
+        page.clock.fast_forward(10_000)
+        sync_api.expect(recording).to_have_count(0)
+    finally:
+        room.idle_seconds = IDLE_SECONDS
+        context.close()
 
 
 def test_odd_one_out_and_who_copied_it_best(page, astronaut_jpg, no_face_jpg, tmp_path):
