@@ -72,10 +72,13 @@ COUNTDOWN = """async (countdown) => { const show = document.querySelector('#coun
 LIVE_PAGE_HOOKS = f"""
 const stop = () => document.querySelector('#live_camera [title="stop recording"]')
   ?.closest('button')?.click();
+const stopHidden = () => {{ stop(); props.value = '<div class="fecsim-live-state" role="status">'
+  + '<strong>Stopped:</strong> this page was in the background for {IDLE_SECONDS // 60} minutes. '
+  + 'Press Record under the camera to go on.</div>'; }};
 let hiddenTimer = null;
 document.addEventListener('visibilitychange', () => {{
   clearTimeout(hiddenTimer);
-  if (document.hidden) hiddenTimer = setTimeout(stop, {IDLE_SECONDS * 1000});
+  if (document.hidden) hiddenTimer = setTimeout(stopHidden, {IDLE_SECONDS * 1000});
 }});
 watch('value', () => {{ if (element.querySelector('[{CLOSED_MARK}]')) stop(); }});
 """

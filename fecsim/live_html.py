@@ -42,7 +42,7 @@ def live_panel(reading: LiveReading, threshold: float) -> str:
     if reading.state == "closed":
         return (f'<div class="fecsim-live-state" role="status" {CLOSED_MARK}="1"><strong>'
                 f'Stopped:</strong> no face for {IDLE_SECONDS // 60} minutes, so the camera was '
-                f'stopped to make room for others. Start it again to go on.</div>')
+                f'stopped to make room for others. Press Record under the camera to go on.</div>')
     p = reading.probability
     if p is None:
         score = '<div class="fecsim-live">no face</div><div>in this frame</div>'

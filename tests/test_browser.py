@@ -370,6 +370,7 @@ def test_a_live_mirror_closed_or_hidden_stops_its_camera(browser, app, astronaut
         sync_api.expect(recording).to_have_count(1)
         page.clock.fast_forward(10_000)
         sync_api.expect(recording).to_have_count(0)
+        sync_api.expect(page.locator("#live_score")).to_contain_text("in the background")
     finally:
         room.idle_seconds = IDLE_SECONDS
         context.close()

@@ -237,5 +237,5 @@ def test_busy_and_closed_say_what_to_do():
     assert busy.startswith("Busy: 9 people live. You are number 2 in line")
     assert "You are next in line" in text(live_panel(reading(state="busy", place=1), 0.5))
     closed = live_panel(reading(state="closed", probability=None, frame=None), 0.5)
-    assert CLOSED_MARK in closed and "Start it again" in closed
+    assert CLOSED_MARK in closed and "Press Record" in closed
     assert "Choose a reference face first" in text(live_panel(LiveReading("no reference"), 0.5))
