@@ -26,7 +26,8 @@ from PIL import Image
 from .inference import ExpressionComparer
 from .live import find_face
 
-CAPACITY = 8              # sessions scored at once: 4 get >= 3 frames/s each on 2 busy cores
+CAPACITY = 12             # sessions scored at once: 12 got >= 5.8 frames/s each on 2 busy cores
+                          # (bench_live.py), before the web server's own work on each frame
 MAX_BATCH = 8             # crops embedded in one model call
 HISTORY = 60              # results kept for the score line
 IDLE_SECONDS = 120        # no face for this long: the stream is closed
