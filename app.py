@@ -7,7 +7,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from fecsim import checkpoint  # noqa: E402
-from fecsim.app import build_demo, launch  # noqa: E402
+from fecsim.web import build_demo, launch  # noqa: E402
 
 
 def main(argv=None):

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from gradio_client import Client, handle_file
 
 from fecsim import checkpoint
-from fecsim.app import CONCURRENCY, build_demo
+from fecsim.web import CONCURRENCY, build_demo
 
 PAIR = sorted((ROOT / "examples" / "pairs" / "1-astronaut-and-mirror").glob("*.jpg"))
 

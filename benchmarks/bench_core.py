@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from fecsim import ExpressionComparer
-from fecsim.training import batch_loss
+from fecsim.train.loop import batch_loss
 
 
 def main():
@@ -68,7 +68,7 @@ def main():
     size = comparer.view.input_size
     batch = {"images": torch.rand(128, 3, size, size), "labels": torch.randint(0, 7, (128,))}
     steps = []
-    for i in range(4):
+    for _ in range(4):
         start = time.perf_counter()
         loss, _ = batch_loss(model, batch)
         opt.zero_grad()

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from fecsim import ExpressionComparer
-from fecsim.live_html import live_panel
+from fecsim.web.live_html import live_panel
 from fecsim.live_room import LiveRoom
 
 

@@ -19,13 +19,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fecsim.data import train_transform
-from fecsim.fec.datasets import CropCache, TripletFaces
-from fecsim.fec.download import SETTINGS, crop_path
-from fecsim.fec.loss import triplet_and_pair_loss
-from fecsim.fec.reader import FaceRef, Triplet
+from fecsim.train.data import train_transform
+from fecsim.train.fec.datasets import CropCache, TripletFaces
+from fecsim.train.fec.download import SETTINGS, crop_path
+from fecsim.train.fec.loss import triplet_and_pair_loss
+from fecsim.train.fec.reader import FaceRef, Triplet
 from fecsim.model import SiameseResNet18
-from fecsim.training import autocast, pick_device
+from fecsim.train.loop import autocast, pick_device
 
 EPOCH_TRIPLETS = 500_000
 TARGET_SECONDS = 600

@@ -12,12 +12,12 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .errors import CheckpointError
-from .files import atomic_path
+from .files import atomic_path, shipped
 from .model import ModelConfig, SiameseResNet18
 from .view import View
 
 FORMAT = "fecsim-1"
-SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "fecsim-ferplus.safetensors"
+SHIPPED = shipped("checkpoints") / "fecsim-ferplus.safetensors"
 
 
 @dataclass
@@ -26,7 +26,8 @@ class Int8File:
     file: str
     sha256: str
     calibration: dict | None = None    # None in checkpoints exported before per-encoder calibration
-    calibration_faces: int | None = None
+    calibration_faces: int | None = None   # how many faces set the encoder's activation ranges
+                                           # (the stored name predates the distinction)
 
 
 @dataclass

@@ -40,6 +40,15 @@ class Detection(NamedTuple):
     probability: float
     eyes: tuple   # (left x, left y, right x, right y): the eye landmarks, left as the photo shows
 
+    @property
+    def box(self) -> tuple:
+        """(x0, y0, x1, y1) in pixels."""
+        return self.x0, self.y0, self.x1, self.y1
+
+    @property
+    def area(self) -> float:
+        return (self.x1 - self.x0) * (self.y1 - self.y0)
+
 
 @dataclass
 class Face:
@@ -124,7 +133,7 @@ class FaceCropper:
         self._local = threading.local()   # one MTCNN per thread: detect() sets min_face_size
 
     def detect(self, image: Image.Image) -> list[Detection]:
-        """Faces found, largest first; each indexes as (x0, y0, x1, y1, probability, eyes)."""
+        """Faces found, largest first."""
         if min(image.size) < MIN_FACE_SIDE:
             return []
         mtcnn = getattr(self._local, "mtcnn", None)
@@ -148,16 +157,18 @@ class FaceCropper:
         probs = np.asarray(probs, dtype=np.float64)
         found = [Detection(*map(float, b), float(p), tuple(map(float, eyes[:2].ravel())))
                  for b, p, eyes in zip(boxes, probs, points) if p >= MIN_FACE_PROB]
-        return sorted(found, key=lambda f: (f[2] - f[0]) * (f[3] - f[1]), reverse=True)
+        return sorted(found, key=lambda f: f.area, reverse=True)
 
-    def __call__(self, source, box=None, normalized_box=None, assume_cropped: bool = False) -> Face:
+    def __call__(self, source, box=None, fec_box=None, assume_cropped: bool = False) -> Face:
+        """The face to compare: in box (pixels x0, y0, x1, y1), or fec_box (FEC's order: x0/w,
+        x1/w, y0/h, y1/h), else the largest detected face; assume_cropped: the whole image."""
         name = describe(source)
         image = load_image(source)
         found = []
         if assume_cropped:
             return Face(self._finish(image), (0.0, 0.0, float(image.width), float(image.height)), image)
-        if normalized_box is not None:
-            box = fec_box_to_pixels(normalized_box, image.width, image.height)
+        if fec_box is not None:
+            box = fec_box_to_pixels(fec_box, image.width, image.height)
         if box is not None:
             box = check_box(box, image.width, image.height, name)
         else:
@@ -169,10 +180,10 @@ class FaceCropper:
                 raise NoFaceError(source=name, reason=f"no face found (faces narrower than "
                                   f"{MIN_FACE_FRACTION:.0%} of the photo are skipped: crop the "
                                   "photo or give the face's box)")
-            box = found[0][:4]
+            box = found[0].box
         eyes = found[0].eyes if found else None
         return Face(self.crop(image, box, eyes), tuple(round(v, 1) for v in box), image,
-                    [tuple(round(v, 1) for v in f[:4]) for f in found])
+                    [tuple(round(v, 1) for v in f.box) for f in found])
 
     def crop(self, image: Image.Image, box, eyes=None) -> Image.Image:
         """Square crop around the box, widened by the margin (outside the photo pads black).

@@ -11,14 +11,13 @@ photos, so they are removed once older than TMP_MAX_AGE. A record that cannot be
 that filled up, a hand edit) is skipped with a warning naming it. Every flag has its own folder, so
 concurrent flags cannot interleave; a lock keeps the returned count consistent.
 
-    python -m fecsim export-flags flagged/ --out pairs.csv    # or: python -m fecsim.flags ...
+    python -m fecsim export-flags flagged/ --out pairs.csv
 
 writes a CSV (a, b, same + provenance columns) of the crops the model saw with the users' labels,
 which `train.py --extra_pairs=pairs.csv` mixes into training.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime
 import io
@@ -26,7 +25,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import threading
 import time
 import uuid
@@ -143,7 +141,7 @@ def export_flags(flag_dir, out_csv) -> int:
     rows = []
     for r in read_flags(flag_dir):
         def rel(key):
-            return os.path.relpath((r["dir"] / r["files"][key]).resolve(), base)
+            return os.path.relpath((r["dir"] / r["files"][key]).resolve(), base)  # noqa: B023 (this r)
         rows.append({
             "a": rel("crop_a"), "b": rel("crop_b"), "same": r["same"],
             "model_probability": r["model_probability"], "model_verdict": r["model_verdict"],
@@ -183,30 +181,6 @@ def zip_flags(flag_dir, out_zip) -> int:
     return len(folders)
 
 
-DESCRIPTION = "Export the web app's flags as labelled pairs for train.py --extra_pairs."
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("flag_dir", nargs="?", default="flagged",
-                        help="the app's flagging folder (default: flagged)")
-    parser.add_argument("--out", default="pairs.csv", help="CSV to write (default: pairs.csv)")
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fecsim export-flags", description=DESCRIPTION)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-def run(args) -> int:
-    if not Path(args.flag_dir).is_dir():
-        print(f"{args.flag_dir}: no such folder", file=sys.stderr)
-        return 2
-    n = export_flags(args.flag_dir, args.out)
-    print(f"wrote {n} pairs to {args.out}")
-    return 0
-
-
 def _copy_image(source, folder: Path, stem: str) -> str:
     if isinstance(source, Image.Image):
         return _save_png(source, folder / f"{stem}.png")
@@ -242,6 +216,3 @@ def _fsync_dir(path: Path) -> None:
     finally:
         os.close(fd)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,7 +16,8 @@ from .checkpoint import Metadata
 from .errors import CheckpointError, FecsimError
 from .faces import Face, FaceCropper
 from .int8 import Int8Encoder
-from .view import calibrated, features, odd_one_out, pick_device
+from .scoring import calibrated, is_same, odd_one_out, pair_logits
+from .view import features, pick_device
 
 
 @dataclass
@@ -117,8 +118,8 @@ class ExpressionComparer:
         self.threshold = float(self.calibration["threshold"])
         return self
 
-    def face(self, source, box=None, normalized_box=None, assume_cropped=False) -> Face:
-        return self.cropper(source, box=box, normalized_box=normalized_box,
+    def face(self, source, box=None, fec_box=None, assume_cropped=False) -> Face:
+        return self.cropper(source, box=box, fec_box=fec_box,
                             assume_cropped=assume_cropped)
 
     def faces(self, sources, boxes, assume_cropped=False) -> tuple:
@@ -143,8 +144,13 @@ class ExpressionComparer:
 
     @torch.no_grad()
     def pair_probabilities(self, za: torch.Tensor, zb: torch.Tensor) -> np.ndarray:
-        logits = self.model.pair_logits(za.to(self.device), zb.to(self.device)).float().cpu().numpy()
-        return calibrated(logits, self.calibration)
+        return calibrated(pair_logits(self.model, za, zb, self.device), self.calibration)
+
+    def triplet_probabilities(self, za, zb, zc) -> tuple[np.ndarray, np.ndarray]:
+        """For rows of three faces' z: calibrated P(same) of pairs 12, 13, 23 (n x 3), and which
+        face (1, 2 or 3) is the odd one out of each row."""
+        p = np.stack([self.pair_probabilities(x, y) for x, y in ((za, zb), (za, zc), (zb, zc))], 1)
+        return p, odd_one_out(p)
 
     @property
     def class_names(self) -> list[str]:
@@ -168,16 +174,16 @@ class ExpressionComparer:
         faces = self.faces((a, b), (box_a, box_b), assume_cropped)
         z = self.features(faces)
         p = float(self.pair_probabilities(z[:1], z[1:])[0])
-        return PairResult(p, p >= self.threshold, self.threshold, faces,
+        return PairResult(p, bool(is_same(p, self.threshold)), self.threshold, faces,
                           time.perf_counter() - start, tuple(self.expressions(z)))
 
     def odd_one_out(self, a, b, c, boxes=(None, None, None), assume_cropped=False) -> TripletResult:
         start = time.perf_counter()
         faces = self.faces((a, b, c), boxes, assume_cropped)
         z = self.features(faces)
-        p12, p13, p23 = self.pair_probabilities(z[[0, 0, 1]], z[[1, 2, 2]])
-        odd = int(odd_one_out([p12, p13, p23]))
-        return TripletResult(odd, {"12": float(p12), "13": float(p13), "23": float(p23)}, faces,
+        p, odd = self.triplet_probabilities(z[:1], z[1:2], z[2:])
+        p12, p13, p23 = p[0]
+        return TripletResult(int(odd[0]), {"12": float(p12), "13": float(p13), "23": float(p23)}, faces,
                              time.perf_counter() - start, tuple(self.expressions(z)))
 
     def rank(self, reference, photos, assume_cropped=False) -> list[RankedPhoto]:

@@ -1,7 +1,9 @@
 """An int8 copy of a model's image encoder, for CPU inference with ONNX Runtime.
 
 The encoder (images in [0, 1] -> z, normalisation included) is exported to ONNX and quantized
-statically: weights per output channel, activations to the ranges they take on calibration faces.
+statically: weights per output channel, activations to the ranges they take on a sample of faces
+(ONNX Runtime calls that sample "calibration data"; here it sets the activation ranges, unrelated
+to the calibration of P(same)).
 On 2 AVX2 cores it embeds about twice as many faces per second as the float torch model, with the
 same validation AUC (model card); that is what pays for flip averaging. Only the encoder is
 quantized: the pair head is tiny and stays in torch, so (a, b) and (b, a) still agree exactly.
@@ -38,7 +40,7 @@ def path_for(checkpoint_path) -> Path:
     return Path(checkpoint_path).with_suffix(".int8.onnx")
 
 
-def export(model, faces: torch.Tensor, path) -> "Int8Encoder":
+def quantize(model, faces: torch.Tensor, path) -> "Int8Encoder":
     """Quantize model's encoder with faces (N x 3 x H x W in [0, 1], as inference will see them:
     mirrored too when features are flip-averaged) setting the activation ranges; write it to path."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -99,7 +101,8 @@ class Int8Encoder:
         path = Path(checkpoint_path).parent / meta.int8.file
         if not path.is_file():
             warnings.warn(f"{path} not found: running the float model, which is slower and whose "
-                          "answers differ slightly from the int8 ones it was calibrated on")
+                          "answers differ slightly from the int8 ones it was calibrated on",
+                          stacklevel=2)
             return None
         return cls(path, meta.int8.sha256)
 

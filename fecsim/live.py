@@ -37,4 +37,4 @@ def _detect_scaled(comparer, image: Image.Image, side: int):
     found = comparer.cropper.detect(small)
     if not found:
         return None
-    return tuple(v / scale for v in found[0][:4]), tuple(v / scale for v in found[0].eyes)
+    return tuple(v / scale for v in found[0].box), tuple(v / scale for v in found[0].eyes)

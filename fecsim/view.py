@@ -1,11 +1,10 @@
 """How a trained model looks at faces, the same in training, evaluation and inference: the face
-framing, the input the encoder gets (zoom, mirror averaging), pair scores, the calibrated
-probability, the odd-one-out rule and the device."""
+framing, the input the encoder gets (zoom, mirror averaging) and the device. What it makes of a
+pair of faces is in scoring.py."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -74,34 +73,3 @@ def features(encoder, images: torch.Tensor, view: View) -> torch.Tensor:
     if view.flip_average:
         z = (z[: len(images)] + z[len(images):]) / 2
     return z
-
-
-@torch.no_grad()
-def pair_logits(model, z: torch.Tensor, index_a, index_b, device="cpu") -> np.ndarray:
-    """The pair head's logits for rows index_a[k], index_b[k] of z."""
-    za, zb = z[torch.as_tensor(index_a)].to(device), z[torch.as_tensor(index_b)].to(device)
-    return model.pair_logits(za, zb).float().cpu().numpy()
-
-
-TRIPLET_PAIRS = ((0, 1), (0, 2), (1, 2))   # pairs 12, 13, 23 of a triplet
-
-
-def triplet_logits(model, z: torch.Tensor, triplets: np.ndarray, device="cpu") -> np.ndarray:
-    """n x 3 pair-head logits of pairs 12, 13, 23 for rows (i, j, k, ...) of triplets."""
-    triplets = np.asarray(triplets)
-    if not len(triplets):
-        return np.zeros((0, 3))
-    return np.stack([pair_logits(model, z, triplets[:, i], triplets[:, j], device)
-                     for i, j in TRIPLET_PAIRS], 1)
-
-
-def odd_one_out(similarity: np.ndarray) -> np.ndarray:
-    """The odd one (1, 2 or 3) of each triplet: the face outside its most similar pair.
-    similarity: n x 3 scores of pairs 12, 13, 23, any monotone measure (logits, probabilities);
-    a tie goes to the earlier pair."""
-    return np.array([3, 2, 1])[np.argmax(np.asarray(similarity), axis=-1)]
-
-
-def calibrated(logits, calibration: dict) -> np.ndarray:
-    """Calibrated P(same expression) from pair-head logits (Platt scaling)."""
-    return 1 / (1 + np.exp(-(calibration["scale"] * np.asarray(logits) + calibration["bias"])))

@@ -30,7 +30,7 @@ def main():
     for path in files[: args.n]:
         found = detector.detect(Image.open(path).convert("RGB").resize((size, size), Image.BICUBIC))
         if found:
-            x0, y0, x1, y1 = (v / size for v in found[0][:4])
+            x0, y0, x1, y1 = (v / size for v in found[0].box)
             side.append(max(x1 - x0, y1 - y0))
             cx.append((x0 + x1) / 2)
             cy.append((y0 + y1) / 2)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up a virtual environment with the test dependencies and run the whole test suite
+# Set up a virtual environment with the test dependencies, lint (ruff) and run the whole test suite
 # (add -m "not slow" for the fast tier).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,4 +11,5 @@ if ! command -v chromium >/dev/null; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q -r requirements-dev.txt -e .   # fecsim importable from anywhere (benchmarks)
+.venv/bin/ruff check .   # lint first: a quick, clear failure before minutes of tests
 .venv/bin/python -m pytest -q "$@"

@@ -6,6 +6,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import socket  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -68,3 +70,24 @@ def two_faces(astronaut) -> np.ndarray:
     canvas[:, :512] = astronaut
     canvas[128:384, 530:786] = small
     return canvas
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(random_checkpoint, tmp_path_factory):
+    """The web app on a free port of 127.0.0.1, with the random checkpoint; yields (url,
+    flag_dir). For the slow tier's end-to-end tests (test_app.py, test_browser.py)."""
+    from fecsim.web import build_demo, launch
+    flag_dir = tmp_path_factory.mktemp("flagged")
+    demo = build_demo(random_checkpoint, flag_dir=flag_dir)
+    port = free_port()
+    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/", flag_dir
+    finally:
+        demo.close()

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fecsim.fec.download import SETTINGS, crop_path
-from fecsim.fec.reader import FaceRef
+from fecsim.train.fec.download import SETTINGS, crop_path
+from fecsim.train.fec.reader import FaceRef
 
 
 def row(faces, kind, answers, raters=None) -> str:

@@ -18,9 +18,10 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from conftest import two_faces
-from fecsim import ExpressionComparer, app
-from fecsim.app import build_demo, launch
+from conftest import free_port, two_faces
+from fecsim import ExpressionComparer
+from fecsim.web import build_demo
+from fecsim.web.results import RESULT_MAX_AGE, ResultStore
 from fecsim.flags import export_flags, read_flags
 
 pytestmark = pytest.mark.slow
@@ -28,28 +29,9 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def comparer(random_checkpoint):
     return ExpressionComparer.load(random_checkpoint, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def served(random_checkpoint, tmp_path_factory):
-    """The app on a free port of 127.0.0.1; yields (url, flag_dir)."""
-    flag_dir = tmp_path_factory.mktemp("flagged")
-    demo = build_demo(random_checkpoint, flag_dir=flag_dir)
-    port = free_port()
-    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/", flag_dir
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +84,7 @@ def test_compare_matches_the_model(client, comparer, photos):
     assert Image.open(out["boxed_a"]).size == Image.open(photos["astronaut"]).size
     assert Image.open(out["boxed_b"]).size == Image.open(photos["mirror"]).size
     # Each face's expression distribution: in the details, and its top 3 as a label.
-    for key, face in (("a", expected.faces[0]), ("b", expected.faces[1])):
+    for key in "ab":
         distribution = details[f"expressions_{key}"]
         assert list(distribution) == list(expected.expressions["ab".index(key)])
         assert sorted(distribution) == sorted(comparer.model.config.class_names)
@@ -199,16 +181,15 @@ def test_a_box_mostly_outside_the_photo_is_refused(client, photos):
         compare(client, photos["astronaut"], photos["mirror"], box_b="0, 0, 5000, 5000")
 
 
-def test_result_images_and_gradio_cache_are_cleaned(comparer, tmp_path, monkeypatch):
-    monkeypatch.setattr(app, "OUTPUTS", tmp_path)
-    monkeypatch.setattr(app, "_last_sweep", 0.0)
+def test_result_images_and_gradio_cache_are_cleaned(comparer, tmp_path):
+    results = ResultStore(tmp_path)
     old = tmp_path / "old.png"
     old.write_bytes(b"yesterday's result")
-    os.utime(old, (time.time() - app.RESULT_MAX_AGE - 60,) * 2)
-    kept = app.saved(Image.new("RGB", (8, 8)))
+    os.utime(old, (time.time() - RESULT_MAX_AGE - 60,) * 2)
+    kept = results.saved(Image.new("RGB", (8, 8)))
     assert not old.exists() and Path(kept).exists()
     demo = build_demo(comparer=comparer)
-    assert demo.delete_cache == (app.RESULT_MAX_AGE // 6, app.RESULT_MAX_AGE)
+    assert demo.delete_cache == (RESULT_MAX_AGE // 6, RESULT_MAX_AGE)
 
 
 def test_flag_stores_the_result_and_exports_it(served, comparer, photos, tmp_path):
@@ -345,7 +326,7 @@ def test_app_py_makes_no_request_off_this_machine(random_checkpoint, photos, tmp
                 break
             except OSError:
                 if proc.poll() is not None or time.time() > deadline:
-                    raise AssertionError(f"app did not start:\n{proc.stdout.read()}")
+                    raise AssertionError(f"app did not start:\n{proc.stdout.read()}") from None
                 time.sleep(0.5)
         c = Client(url, verbose=False, analytics_enabled=False)
         p = compare(c, photos["astronaut"], photos["mirror"])["probability"]

@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from fecsim.augment import augment_batch
-from fecsim.data import folder_tensor
+from fecsim.train.augment import augment_batch
+from fecsim.train.data import folder_tensor
 
 OFF = dict(scale=(1, 1), ratio=(1, 1), flip_p=0.0, degrees=0.0, translate=0.0, brightness=0.0,
            contrast=0.0, erase_p=0.0)

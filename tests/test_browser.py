@@ -2,14 +2,15 @@
 
 Uploads, Compare, reading the verdict and probability off the page, flagging with consent, errors
 that stay in the result area, results cleared when an input changes, the one-camera capture flow
-and the live mirror mode through chromium's fake camera fed with real faces. Screenshots of each
-state at 1366x768 and 390x844 go to test-artifacts/. Every request the page makes must stay on
+and the live mirror mode through chromium's fake camera fed with real faces (two pages scoring at
+once, the busy line, a closed or hidden stream stopping its camera). Screenshots of each state at
+1366x768, 1280x720 and 390x844 go to test-artifacts/. Every request the page makes must stay on
 127.0.0.1.
 """
 import os
 import re
-import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -18,10 +19,9 @@ import pytest
 from PIL import Image
 
 from fecsim import ExpressionComparer
-from fecsim import app as app_module
-from fecsim.app import build_demo, launch
 from fecsim.flags import read_flags
-from fecsim.live_room import CAPACITY, IDLE_SECONDS
+from fecsim.live_room import IDLE_SECONDS
+from fecsim.web import context as web_context
 
 pytestmark = pytest.mark.slow
 
@@ -69,20 +69,6 @@ def webcam_frames(astronaut) -> list:
 
 
 @pytest.fixture(scope="module")
-def app(random_checkpoint, tmp_path_factory):
-    flag_dir = tmp_path_factory.mktemp("flagged")
-    demo = build_demo(random_checkpoint, flag_dir=flag_dir)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/", flag_dir
-    finally:
-        demo.close()
-
-
-@pytest.fixture(scope="module")
 def browser(tmp_path_factory, astronaut):
     camera = write_y4m(tmp_path_factory.mktemp("camera") / "faces.y4m", webcam_frames(astronaut))
     with sync_api.sync_playwright() as p:
@@ -98,7 +84,7 @@ def browser(tmp_path_factory, astronaut):
 
 
 @pytest.fixture
-def page(browser, app):
+def page(browser, served):
     context = browser.new_context(permissions=["camera"], viewport=WIDE)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
@@ -106,7 +92,7 @@ def page(browser, app):
     page.on("request", lambda r: off_machine.append(r.url)
             if urlparse(r.url).scheme in ("http", "https", "ws", "wss")
             and urlparse(r.url).hostname not in LOCAL_HOSTS else None)
-    page.goto(app[0])
+    page.goto(served[0])
     page.wait_for_selector("#compare")
     yield page
     context.close()
@@ -160,7 +146,7 @@ def test_first_view_is_empty(page):
     screenshot(page, "01-start")
 
 
-def test_upload_compare_and_flag_with_consent(page, app, random_checkpoint, astronaut_jpg,
+def test_upload_compare_and_flag_with_consent(page, served, random_checkpoint, astronaut_jpg,
                                               tmp_path):
     other = tmp_path / "close-up.jpg"
     Image.open(astronaut_jpg).crop((96, 0, 352, 256)).save(other)
@@ -179,7 +165,7 @@ def test_upload_compare_and_flag_with_consent(page, app, random_checkpoint, astr
     screenshot(page, "02-result")
 
     # Flagging shows what is stored and stores nothing until the consent box is ticked.
-    flag_dir = app[1]
+    flag_dir = served[1]
     before = len(read_flags(flag_dir))
     sync_api.expect(page.get_by_text("stores nothing until you tick the box")).to_be_visible()
     page.locator("#right_answer").get_by_text("different expression").click()
@@ -262,7 +248,7 @@ def test_live_mirror_scores_change(page, astronaut_jpg):
     counter.wait_for()
 
     def frames_scored():
-        return int(re.search(r"(\d+) frames scored", counter.inner_text()).group(1))
+        return int(re.search(r"(\d+) frames? scored", counter.inner_text()).group(1))
 
     scores = set()
     start_count, start = frames_scored(), time.perf_counter()
@@ -297,11 +283,25 @@ def open_live_mirror(browser, url, reference):
 
 def frames_scored(page) -> int:
     note = page.locator("#live_score .fecsim-note").inner_text()
-    return int(re.search(r"(\d+) frames scored", note).group(1))
+    return int(re.search(r"(\d+) frames? scored", note).group(1))
 
 
-def test_two_live_mirrors_score_at_once(browser, app, astronaut_jpg):
-    opened = [open_live_mirror(browser, app[0], astronaut_jpg) for _ in range(2)]
+@contextmanager
+def live_rooms(**settings):
+    """The served app's live room (every one in this process) with other settings for a while."""
+    rooms = [ctx.live for ctx in web_context._contexts.values()]
+    saved = [{name: getattr(room, name) for name in settings} for room in rooms]
+    for room in rooms:
+        room.__dict__.update(settings)
+    try:
+        yield
+    finally:
+        for room, before in zip(rooms, saved):
+            room.__dict__.update(before)
+
+
+def test_two_live_mirrors_score_at_once(browser, served, astronaut_jpg):
+    opened = [open_live_mirror(browser, served[0], astronaut_jpg) for _ in range(2)]
     pages = [page for _, page in opened]
     try:
         for page in pages:   # the second starts while the first streams
@@ -326,39 +326,33 @@ def test_two_live_mirrors_score_at_once(browser, app, astronaut_jpg):
         assert all(w <= 3 for w in waits), waits
         assert all(r >= 2 for r in rates), rates
         # Over capacity, the later page is told so, and how many are live.
-        room = app_module._live_room
-        room.capacity = 1
-        try:
+        with live_rooms(capacity=1):
             sync_api.expect(pages[1].locator("#live_score")).to_contain_text(
                 "Busy: 2 people live. You are next in line")
             screenshot(pages[1], "13-live-busy")
-        finally:
-            room.capacity = CAPACITY
         # "Next student": the best score, the line and the count start again.
         before = frames_scored(pages[0])
         pages[0].click("#next_student")
         pages[0].wait_for_function("""(before) => {
-            const m = /(\\d+) frames scored/.exec(document.querySelector('#live_score').innerText);
+            const m = /(\\d+) frames? scored/.exec(document.querySelector('#live_score').innerText);
             return m && +m[1] < before; }""", arg=before, timeout=10_000)
     finally:
         for context, _ in opened:
             context.close()
 
 
-def test_a_live_mirror_closed_or_hidden_stops_its_camera(browser, app, astronaut_jpg):
-    context, page = open_live_mirror(browser, app[0], astronaut_jpg)
+def test_a_live_mirror_closed_or_hidden_stops_its_camera(browser, served, astronaut_jpg):
+    context, page = open_live_mirror(browser, served[0], astronaut_jpg)
     recording = page.locator('#live_camera [title="stop recording"]')
-    room = app_module._live_room
     try:
         start_camera(page, "live_camera")
         page.wait_for_function("() => window.firstScore")
         sync_api.expect(recording).to_have_count(1)
         # The server closes a stream that saw no face for the idle time (here: at once) ...
-        room.idle_seconds = 0
-        sync_api.expect(page.locator("#live_score")).to_contain_text("Stopped: no face")
-        sync_api.expect(recording).to_have_count(0)   # ... and the page stops its camera.
-        screenshot(page, "14-live-closed")
-        room.idle_seconds = IDLE_SECONDS
+        with live_rooms(idle_seconds=0):
+            sync_api.expect(page.locator("#live_score")).to_contain_text("Stopped: no face")
+            sync_api.expect(recording).to_have_count(0)   # ... and the page stops its camera.
+            screenshot(page, "14-live-closed")
         time.sleep(1.5)
         page.locator("#live_camera button[aria-label='capture photo']").click()   # started again
         sync_api.expect(page.locator("#live_score .fecsim-bar")).to_have_count(1)
@@ -372,7 +366,6 @@ def test_a_live_mirror_closed_or_hidden_stops_its_camera(browser, app, astronaut
         sync_api.expect(recording).to_have_count(0)
         sync_api.expect(page.locator("#live_score")).to_contain_text("in the background")
     finally:
-        room.idle_seconds = IDLE_SECONDS
         context.close()
 
 

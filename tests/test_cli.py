@@ -1,21 +1,40 @@
-"""The batch CLI on generated fixtures, bad rows included."""
+"""The batch CLI on generated fixtures, bad rows included: run in this process (fast tier), and
+once as `python -m fecsim` (slow tier)."""
 import csv
+import io
 import json
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from PIL import Image
 
-pytestmark = pytest.mark.slow
+from fecsim.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "fecsim", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    """`python -m fecsim ARGS` in this process: its exit status and what it printed."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            status = main([str(a) for a in args])
+        except SystemExit as exit:   # argparse refusing an argument
+            status = exit.code
+    return SimpleNamespace(returncode=status, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+@pytest.mark.slow   # starts a process
+def test_the_module_runs_as_a_command(folder, random_checkpoint):
+    result = subprocess.run([sys.executable, "-m", "fecsim", "compare", folder / "astro.jpg",
+                             folder / "mirror.jpg", "--checkpoint", random_checkpoint],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["verdict"] in ("same expression", "different expression")
 
 
 @pytest.fixture(scope="module")

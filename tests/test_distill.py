@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from fecsim import checkpoint
-from fecsim.distill import Teacher
+from fecsim.train.distill import Teacher
 from fecsim.model import ModelConfig, SiameseResNet18
-from fecsim.training import batch_loss, in_batch_pair_loss
+from fecsim.train.loop import batch_loss, in_batch_pair_loss
 
 from conftest import TINY_META
 

@@ -11,7 +11,7 @@ import torch.distributed as dist
 
 from fec_testdata import face, make_cache, row, write_csv
 from fecsim import ExpressionComparer
-from fecsim.fec.download import crop_path
+from fecsim.train.fec.download import crop_path
 
 pytestmark = pytest.mark.slow
 

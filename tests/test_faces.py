@@ -44,14 +44,14 @@ def test_pixel_box_skips_detection(cropper, astronaut):
     assert face.box == (180.0, 60.0, 268.0, 172.0) and face.found == []
 
 
-def test_fec_normalized_box_order():
+def test_fec_box_order():
     # FEC: (x0/w, x1/w, y0/h, y1/h)
     assert fec_box_to_pixels((0.1, 0.5, 0.2, 0.8), 200, 100) == pytest.approx((20, 20, 100, 80))
 
 
-def test_normalized_box_gives_the_same_crop_as_pixels(cropper, astronaut):
+def test_fec_box_gives_the_same_crop_as_pixels(cropper, astronaut):
     by_pixels = cropper(astronaut, box=(180, 60, 268, 172))
-    by_fraction = cropper(astronaut, normalized_box=(180 / 512, 268 / 512, 60 / 512, 172 / 512))
+    by_fraction = cropper(astronaut, fec_box=(180 / 512, 268 / 512, 60 / 512, 172 / 512))
     assert np.array_equal(np.asarray(by_pixels.crop), np.asarray(by_fraction.crop))
 
 

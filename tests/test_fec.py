@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from fec_testdata import face, make_cache, row, write_csv
-from fecsim.fec import evaluate as fec_eval
-from fecsim.fec.__main__ import main
-from fecsim.view import odd_one_out
-from fecsim.fec.datasets import (CropCache, TripletFaces, closer_farther_pairs, holdout_by_faces,
+from fecsim.train.fec import evaluate as fec_eval
+from fecsim.train.fec.__main__ import main
+from fecsim.scoring import odd_one_out
+from fecsim.train.fec.datasets import (CropCache, TripletFaces, closer_farther_pairs, holdout_by_faces,
                                  split_odd, thesis_pairs)
-from fecsim.fec.reader import Triplet, majority, read_triplets
+from fecsim.train.fec.reader import Triplet, majority, read_triplets
 
 ONE, TWO, THREE = "ONE_CLASS_TRIPLET", "TWO_CLASS_TRIPLET", "THREE_CLASS_TRIPLET"
 URLS = [("http://farm4.example.invalid/3679/a_b.jpg", (0.255556, 0.627778, 0.0981308, 0.338318)),
@@ -120,7 +120,7 @@ def test_triplet_dataset_puts_the_odd_face_last(tmp_path):
     colours = [(250, 0, 0), (0, 250, 0), (0, 0, 250)]
     cache = CropCache(make_cache(tmp_path / "crops", faces, colours=colours))
     t = Triplet(tuple(faces), ONE, (("r", 2), ("s", 2), ("t", 1)), 1)
-    from fecsim.data import eval_transform
+    from fecsim.train.data import eval_transform
     item = TripletFaces([t], cache, eval_transform(16, grey=False))[0]
     channel = {k: int(item[k].mean((1, 2)).argmax()) for k in ("anchor", "positive", "negative")}
     assert channel["negative"] == 1                              # face 2 (green) is odd
@@ -166,9 +166,9 @@ def test_calibration_from_triplets_separates_closer_pairs():
 
 
 def test_fec_run_modes_and_clear_errors(tmp_path):
-    from fecsim.data import eval_transform
+    from fecsim.train.data import eval_transform
     from fecsim.errors import FecsimError
-    from fecsim.fec.source import FecTriplets as FecRun
+    from fecsim.train.fec.source import FecTriplets as FecRun
     faces = [face(i) for i in range(12)]
     images = make_cache(tmp_path / "images", faces)
     # Two groups of six faces, six triplets each: validation takes three of one group, drops that

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from fec_testdata import row, write_csv
-from fecsim.fec.__main__ import main
-from fecsim.fec.download import LOG, Options, crop_path, download
-from fecsim.fec.reader import FaceRef
+from fecsim.train.fec.__main__ import main
+from fecsim.train.fec.download import LOG, Options, crop_path, download
+from fecsim.train.fec.reader import FaceRef
 
 RED, BLUE = (230, 20, 20), (20, 20, 230)
 

@@ -15,10 +15,11 @@ import torch
 from PIL import Image
 
 from fecsim import ExpressionComparer
-from fecsim.data import PairsCSV, train_transform
-from fecsim.flags import TMP_MAX_AGE, PairFlagLogger, export_flags, main, read_flags
+from fecsim.train.data import PairsCSV, train_transform
+from fecsim.cli import main as cli_main
+from fecsim.flags import TMP_MAX_AGE, PairFlagLogger, export_flags, read_flags
 from fecsim.model import ModelConfig, SiameseResNet18
-from fecsim.training import batch_loss
+from fecsim.train.loop import batch_loss
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,7 +148,7 @@ def test_flag_export_then_a_training_step_reads_them(flagged_result, tmp_path, m
     logger.flag(flagged_result, flag_option="different expression")
     out = tmp_path / "elsewhere" / "pairs.csv"
     # The CLI, as `python -m fecsim export-flags flagged/ --out pairs.csv` calls it.
-    assert main([str(flag_dir), "--out", str(out)]) == 0
+    assert cli_main(["export-flags", str(flag_dir), "--out", str(out)]) == 0
     pairs = PairsCSV(out, train_transform(48))
     assert [row[2] for row in pairs.rows] == [1, 0]
     assert all(row[0].is_file() and row[1].is_file() for row in pairs.rows)
@@ -171,13 +172,13 @@ def test_module_command_line(flagged_result, tmp_path, capsys):
     flag_dir = tmp_path / "flagged"
     logger_for(flag_dir).flag(flagged_result, flag_option="different expression")
     out = tmp_path / "pairs.csv"
-    run = subprocess.run([sys.executable, "-m", "fecsim.flags", str(flag_dir), "--out", str(out)],
+    run = subprocess.run([sys.executable, "-m", "fecsim", "export-flags", str(flag_dir), "--out", str(out)],
                          cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "wrote 1 pairs" in run.stdout
     header = out.read_text().splitlines()[0].split(",")
     assert header[:3] == ["a", "b", "same"] and "checkpoint_sha256" in header
-    assert main([str(tmp_path / "nope")]) == 2
+    assert cli_main(["export-flags", str(tmp_path / "nope")]) == 2
     assert "no such folder" in capsys.readouterr().err
 
 
@@ -194,7 +195,7 @@ def test_a_corrupt_record_is_skipped_and_flagging_and_export_go_on(flagged_resul
     assert len(list(flag_dir.glob("*/flag.json"))) == 2     # stored once: nothing to retry
     assert str(record) in caplog.text and "skipped" in caplog.text
     out = tmp_path / "pairs.csv"
-    assert main([str(flag_dir), "--out", str(out)]) == 0
+    assert cli_main(["export-flags", str(flag_dir), "--out", str(out)]) == 0
     assert [row["same"] for row in csv.DictReader(open(out))] == ["0"]
 
 

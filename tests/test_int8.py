@@ -32,7 +32,7 @@ def exported(tmp_path_factory):
     torch.manual_seed(0)
     model = SiameseResNet18(ModelConfig()).eval()
     path = tmp_path_factory.mktemp("int8") / "model.safetensors"
-    encoder = int8.export(model, faces(64, seed=0), int8.path_for(path))
+    encoder = int8.quantize(model, faces(64, seed=0), int8.path_for(path))
     checkpoint.save(path, model, dict(TINY_META, int8={"file": encoder.path.name,
                                                        "sha256": encoder.sha256}))
     return model, path, encoder
@@ -40,7 +40,7 @@ def exported(tmp_path_factory):
 
 def test_int8_encoder_answers_like_the_float_model(exported):
     model, _, encoder = exported
-    x = faces(32, seed=1)   # not the calibration faces
+    x = faces(32, seed=1)   # not the faces that set the activation ranges
     with torch.no_grad():
         expected = model.features(x)
     got = encoder.features(x)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from fecsim import ExpressionComparer
-from fecsim.live_html import CLOSED_MARK, live_panel, score_line
+from fecsim.web.live_html import CLOSED_MARK, live_panel, score_line
 from fecsim.live_room import LiveReading, LiveRoom
 
 

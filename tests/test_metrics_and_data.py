@@ -5,8 +5,9 @@ import torch
 from PIL import Image
 
 from fecsim import metrics
-from fecsim.data import PairsCSV, eval_transform, sample_pairs, sample_triplets
-from fecsim.view import View, model_inputs, odd_one_out
+from fecsim.train.data import PairsCSV, eval_transform, sample_pairs, sample_triplets
+from fecsim.scoring import odd_one_out
+from fecsim.view import View, model_inputs
 
 
 def test_roc_auc_hand_worked():

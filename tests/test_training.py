@@ -12,10 +12,10 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from fecsim import ExpressionComparer, checkpoint
-from fecsim.data import eval_transform, labelled_folder
+from fecsim.train.data import eval_transform, labelled_folder
 from fecsim.int8 import Int8Encoder
 from fecsim.model import ModelConfig, SiameseResNet18
-from fecsim.training import batch_loss, fit
+from fecsim.train.loop import batch_loss, fit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -175,8 +175,8 @@ def test_train_py_fine_tunes_from_a_checkpoint(folders, trained, tmp_path):
 
 
 def test_loss_falls_with_batches_augmented_on_the_device(folders, tmp_path):
-    from fecsim.augment import augment_batch
-    from fecsim.data import folder_tensor
+    from fecsim.train.augment import augment_batch
+    from fecsim.train.data import folder_tensor
     torch.manual_seed(0)
     images, labels, _ = folder_tensor(folders / "train", 48)
     model = SiameseResNet18(ModelConfig(num_classes=3, embed_dim=16, pair_hidden=16))

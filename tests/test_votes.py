@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 
 from fecsim import checkpoint
-from fecsim.augment import augment_batch, degrade_batch
-from fecsim.data import VOTE_CLASSES, VoteFolder, class_balance_weights, folder_tensor
-from fecsim.evaluate import clear_majority, graded_triplets
+from fecsim.train.augment import augment_batch, degrade_batch
+from fecsim.train.data import VOTE_CLASSES, VoteFolder, class_balance_weights, folder_tensor
+from fecsim.train.evaluate import clear_majority, graded_triplets
 from fecsim.metrics import agreement
 from fecsim.model import ModelConfig, SiameseResNet18, load_parent_weights
-from fecsim.training import batch_loss, pair_targets
+from fecsim.train.loop import batch_loss, pair_targets
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "image," + ",".join(VOTE_CLASSES) + ",unknown,NF"
@@ -175,7 +175,7 @@ def test_train_py_on_vote_folders_calibrates_to_rater_agreement(vote_folders, tm
 @pytest.mark.slow
 def test_robustness_scores_every_condition_through_the_app_path(vote_folders, random_checkpoint):
     from fecsim import ExpressionComparer
-    from fecsim.robustness import CONDITIONS, evaluate_robustness
+    from fecsim.train.robustness import CONDITIONS, evaluate_robustness
     comparer = ExpressionComparer.load(random_checkpoint, "cpu")
     result = evaluate_robustness(comparer, vote_folders / "test", n_faces=30, n_pairs=40,
                                  n_triplets=40, min_faces=5)

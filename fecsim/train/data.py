@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from .images import load_image
+from ..images import load_image
 
 
 # The training augmentation's ranges, shared by the PIL pipeline below and augment.augment_batch.

@@ -1,4 +1,4 @@
-"""How a live mirror reading looks on the page.
+"""How a live mirror reading looks on the page, and the script that stops its camera.
 
 The score sits beside the frame it was computed from (the face boxed), so what the page says and
 what it shows always agree, however far the live preview has moved on. The verdict is a word and
@@ -13,8 +13,9 @@ from itertools import groupby
 
 from PIL import ImageDraw
 
-from .live_room import HISTORY, IDLE_SECONDS, LiveReading
-from .views import bar
+from ..live_room import HISTORY, IDLE_SECONDS, LiveReading
+from ..scoring import is_same
+from .html import bar
 
 FRAME_WIDTH = 192      # pixels of the scored frame shown beside its score
 CLOSED_MARK = "data-live-closed"   # the page's script stops the camera when it sees this
@@ -26,6 +27,25 @@ CSS = """
 .fecsim-live-state { border: 2px solid currentColor; border-radius: .5rem; padding: .6rem .8rem;
                      font-size: 1.2rem; }
 """
+
+# Run by the score panel when the page loads: it stops the camera when the server closed the
+# stream (no face for 2 minutes), and after the page has been hidden for as long, so that a
+# forgotten tab holds no place.
+PAGE_HOOKS = f"""
+const stop = () => document.querySelector('#live_camera [title="stop recording"]')
+  ?.closest('button')?.click();
+const stopHidden = () => {{ stop(); props.value = '<div class="fecsim-live-state" role="status">'
+  + '<strong>Stopped:</strong> this page was in the background for {IDLE_SECONDS // 60} minutes. '
+  + 'Press Record under the camera to go on.</div>'; }};
+let hiddenTimer = null;
+document.addEventListener('visibilitychange', () => {{
+  clearTimeout(hiddenTimer);
+  if (document.hidden) hiddenTimer = setTimeout(stopHidden, {IDLE_SECONDS * 1000});
+}});
+watch('value', () => {{ if (element.querySelector('[{CLOSED_MARK}]')) stop(); }});
+"""
+NEXT_STUDENT = ('<div class="fecsim-live-state" role="status">Next student: the best score and '
+                'the line start again.</div>')
 
 
 def live_panel(reading: LiveReading, threshold: float) -> str:
@@ -47,7 +67,7 @@ def live_panel(reading: LiveReading, threshold: float) -> str:
     if p is None:
         score = '<div class="fecsim-live">no face</div><div>in this frame</div>'
     else:
-        same = p >= threshold
+        same = is_same(p, threshold)
         score = (f'<div class="fecsim-live">{p:.0%}</div><div class="fecsim-live-verdict '
                  f'fecsim-{"same" if same else "different"}">'
                  f'{"&#10003; Same" if same else "&#10007; Different"} expression</div>')
@@ -56,7 +76,8 @@ def live_panel(reading: LiveReading, threshold: float) -> str:
     return (f'<div class="fecsim-live-now">{frame_image(reading)}<div>{score}</div></div>'
             + (bar(p, threshold) if p is not None else "")
             + score_line(reading.history, threshold) +
-            f'<div class="fecsim-note">{best}{reading.frames_scored} frames scored. {people}'
+            f'<div class="fecsim-note">{best}{reading.frames_scored} '
+            f'frame{"" if reading.frames_scored == 1 else "s"} scored. {people}'
             f'</div>')
 
 

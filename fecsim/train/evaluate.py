@@ -7,9 +7,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from . import metrics
+from .. import metrics
 from .data import VoteFolder, eval_transform, expression_split, sample_pairs, sample_triplets
-from .view import View, calibrated, features, odd_one_out, pair_logits, triplet_logits
+from ..scoring import calibrated, fit_calibration, indexed_pair_logits, odd_one_out, triplet_logits
+from ..view import View, features
 
 
 @torch.no_grad()
@@ -23,24 +24,12 @@ def dataset_features(encoder, dataset, view: View, device, batch_size: int = 256
     return torch.cat(out) if out else torch.zeros(0, 1)
 
 
-def fit_calibration(logits, target, same, /, **about) -> dict:
-    """Platt scaling of pair logits to target (0/1, or graded agreement), and the verdict
-    threshold that is most accurate on the same/different answers `same`; about: provenance."""
-    scale, bias = metrics.fit_platt(logits, target)
-    calibration = {"scale": scale, "bias": bias}
-    probabilities = calibrated(logits, calibration)
-    threshold, acc = metrics.best_threshold(probabilities, same)
-    ece, _ = metrics.reliability(probabilities, target)
-    return dict(calibration, threshold=threshold, fitted_on_pairs=int(len(logits)), **about,
-                fit_accuracy=round(acc, 4), fit_ece=round(ece, 4))
-
-
 def calibrate(model, z, labels, n_pairs: int, seed: int, device, votes=None) -> dict:
     """Calibration on balanced pairs of a labelled split. votes (N x C vote distributions): fit
     the probability to the chance that one rater of each face names the same expression,
     rather than to whether the majority labels agree."""
     pairs = sample_pairs(labels, n_pairs, seed)
-    logits = pair_logits(model, z, pairs[:, 0], pairs[:, 1], device)
+    logits = indexed_pair_logits(model, z, pairs[:, 0], pairs[:, 1], device)
     target = pairs[:, 2] if votes is None else metrics.agreement(votes[pairs[:, 0]], votes[pairs[:, 1]])
     return fit_calibration(logits, target, pairs[:, 2], seed=seed,
                            target="rater agreement" if votes is not None else "same label")
@@ -52,7 +41,7 @@ def score(model, z, labels, calibration: dict, n_pairs: int, n_triplets: int, se
     with intervals, 95 % bootstrap intervals too: how far each figure could move with other
     pairs and triplets drawn alike."""
     pairs = sample_pairs(labels, n_pairs, seed)
-    p = calibrated(pair_logits(model, z, pairs[:, 0], pairs[:, 1], device), calibration)
+    p = calibrated(indexed_pair_logits(model, z, pairs[:, 0], pairs[:, 1], device), calibration)
     same, threshold = pairs[:, 2], calibration["threshold"]
     ece, table = metrics.reliability(p, same)
     result = {
@@ -133,7 +122,7 @@ def evaluate_folder(model, view: View, calibration: dict, root, n_pairs=1000, n_
     triplets = graded_triplets(votes, n_triplets, seed)
     right = triplet_accuracy(model, z, triplets, device)
     pairs = sample_pairs(labels, n_pairs, seed)
-    p = calibrated(pair_logits(model, z, pairs[:, 0], pairs[:, 1], device), cal)
+    p = calibrated(indexed_pair_logits(model, z, pairs[:, 0], pairs[:, 1], device), cal)
     ece, table = metrics.reliability(p, metrics.agreement(votes[pairs[:, 0]], votes[pairs[:, 1]]))
     expressions = sorted({dataset.classes[labels[i]] for i in clear})
     return {

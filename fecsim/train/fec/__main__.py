@@ -1,5 +1,5 @@
-"""python -m fecsim.fec download CSV [CSV ...] --out DIR
-   python -m fecsim.fec evaluate TEST_CSV --images DIR --checkpoint P"""
+"""python -m fecsim.train.fec download CSV [CSV ...] --out DIR
+   python -m fecsim.train.fec evaluate TEST_CSV --images DIR --checkpoint P"""
 from __future__ import annotations
 
 import argparse
@@ -7,11 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import FecsimError
+from ...errors import FecsimError
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fecsim.fec", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m fecsim.train.fec", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -59,8 +59,8 @@ def main(argv=None) -> int:
 
 
 def evaluate(args) -> dict:
-    from .. import checkpoint
-    from ..view import pick_device
+    from ... import checkpoint
+    from ...view import pick_device
     from .datasets import CropCache
     from .evaluate import format_report, score_file
 

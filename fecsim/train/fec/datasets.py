@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from ..images import load_image
+from ...images import load_image
 from .download import CROPS, crop_path, face_key, read_settings
 from .reader import FaceRef, Triplet
 

@@ -13,10 +13,8 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import os
 import random
 import socket
-import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -27,11 +25,11 @@ from urllib.request import Request, urlopen
 
 from tqdm import tqdm
 
-from ..errors import BoxError, FecsimError, ImageError
-from ..files import atomic_path
-from ..faces import FaceCropper, check_box, fec_box_to_pixels
-from ..images import load_image
-from ..view import Framing, View
+from ...errors import BoxError, FecsimError, ImageError
+from ...files import atomic_path
+from ...faces import FaceCropper, check_box, fec_box_to_pixels
+from ...images import load_image
+from ...view import Framing, View
 from .reader import FaceRef, read_triplets
 
 CROPS, SETTINGS, LOG = "crops", "fec_crops.json", "download_log.jsonl"
@@ -74,7 +72,7 @@ def crop_path(root, face: FaceRef) -> Path:
 def read_settings(root) -> dict:
     path = Path(root) / SETTINGS
     if not path.is_file():
-        raise FecsimError(source=str(root), reason=f"no {SETTINGS}; make the crops with python -m fecsim.fec download")
+        raise FecsimError(source=str(root), reason=f"no {SETTINGS}; make the crops with python -m fecsim.train.fec download")
     return json.loads(path.read_text())
 
 

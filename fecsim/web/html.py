@@ -1,4 +1,5 @@
-"""How results look on the page: HTML for the verdict, the probability bar, errors, the live score.
+"""How the page looks: HTML for the verdict, the probability bar, errors; all the page's CSS (but
+the live mirror's, in live_html.py) and the JavaScript its buttons run in the browser.
 
 Sized to be read from the back of a classroom: the verdict in large coloured type, the probability
 as a bar with the model's threshold marked on it. Every value is escaped; no script runs.
@@ -23,7 +24,26 @@ CSS = """
 .fecsim-note { color: #4b5563; font-size: .9rem; }
 .fecsim-live { font-size: 3.2rem; font-weight: 800; }
 .fecsim-odd img { outline: 6px solid #f59e0b; outline-offset: -6px; }
+#odd_answer * { font-size: 2rem !important; font-weight: 800; }
+.fecsim-crop img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
+/* Two expression lists side by side on a phone: small enough that the percentages stay in view. */
+@media (max-width: 480px) {
+  #expressions_a h2.output-class, #expressions_b h2.output-class { font-size: 1.25rem; }
+  #expressions_a dl.label, #expressions_b dl.label { font-size: 0.75rem; }
+}
 """
+
+# The time the user waited, measured in the browser from the click to the result (queue
+# included): the server cannot see the queue in front of it.
+START_CLOCK = "(...args) => { window.fecsimClick = performance.now(); return args; }"
+SHOW_WAITED = """() => { const waited = (performance.now() - window.fecsimClick) / 1000;
+  setTimeout(() => { const el = document.querySelector('#waited');
+                     if (el && window.fecsimClick) el.textContent = waited.toFixed(2) + ' s'; },
+             50); }"""
+COUNTDOWN = """async (countdown) => { const show = document.querySelector('#countdown_display');
+  for (let i = countdown ? 3 : 0; i > 0; i--) {
+    show.textContent = i; await new Promise(r => setTimeout(r, 1000)); }
+  show.textContent = ''; return countdown; }"""
 
 
 def verdict(details: dict) -> str:
@@ -54,29 +74,3 @@ def bar(p: float, threshold: float) -> str:
 def error(message: str) -> str:
     return (f'<div class="fecsim-error" role="alert"><strong>Cannot compare.</strong> '
             f'{escape(message)}</div>')
-
-
-def live_score(p, history: list, best, threshold: float) -> str:
-    """The live P(same expression), a small history of recent scores and the best one held."""
-    if p is None:
-        now = '<div class="fecsim-live">no face</div>'
-    else:
-        now = f'<div class="fecsim-live">{p:.0%}</div>' + bar(p, threshold)
-    best_text = "" if best is None else f"Best so far: <strong>{best:.0%}</strong>. "
-    return (now + sparkline(history, threshold) +
-            f'<div class="fecsim-note">{best_text}{len(history)} frames scored.</div>')
-
-
-def sparkline(values: list, threshold: float, width: int = 300, height: int = 60) -> str:
-    scored = [v for v in values if v is not None]
-    if len(scored) < 2:
-        return ""
-    step = width / max(len(values) - 1, 1)
-    points = " ".join(f"{i * step:.1f},{height * (1 - v):.1f}"
-                      for i, v in enumerate(values) if v is not None)
-    line = height * (1 - threshold)
-    return (f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-            f'aria-label="recent scores"><rect width="{width}" height="{height}" fill="#f3f4f6"/>'
-            f'<line x1="0" x2="{width}" y1="{line:.1f}" y2="{line:.1f}" stroke="#6b7280" '
-            f'stroke-dasharray="4 3"/><polyline points="{points}" fill="none" stroke="#2563eb" '
-            f'stroke-width="2"/></svg>')

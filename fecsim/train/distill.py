@@ -14,9 +14,10 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint
-from .view import features
-from .int8 import Int8Encoder
+from .. import checkpoint
+from ..scoring import uncalibrated
+from ..view import features
+from ..int8 import Int8Encoder
 
 
 class Teacher:
@@ -44,7 +45,7 @@ class Teacher:
 
     @torch.no_grad()
     def pair_probabilities(self, z: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.model.pair_logits(z[i], z[j]).float())
+        return uncalibrated(self.model.pair_logits(z[i], z[j]))
 
     def class_loss(self, student_logits: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """KL divergence to the teacher's softened class probabilities, scaled by T^2 so that its

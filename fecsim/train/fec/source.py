@@ -1,18 +1,19 @@
 """FEC as a train.py data source: the usable triplets and their validation split, the training
 set for each mode, its loss, the per-epoch score, calibration on held-out triplets, the test
-file's score, and what the checkpoint records about the data (see fecsim.sources)."""
+file's score, and what the checkpoint records about the data (see fecsim.train.sources)."""
 from __future__ import annotations
 
 import torch
 
 from ..data import train_transform
-from ..errors import FecsimError
-from ..training import batch_loss
-from ..view import Framing, View
+from ...errors import FecsimError
+from ..loop import batch_loss
+from ...view import Framing, View
 from . import datasets
 from .evaluate import calibration_from_triplets, evaluate_triplets, format_report, score_file
 from .loss import triplet_and_pair_loss
 from .reader import read_triplets
+from ..config import TrainConfig
 
 MODES = ("triplet", "pairs", "thesis")
 DEFAULT_VAL_FRACTION = 0.005
@@ -23,8 +24,8 @@ class FecTriplets:
     class_names: list = []
 
     def __init__(self, train_csv, images, mode: str = "triplet", min_agreement: int = 0,
-                 val_fraction: float = 0.0, seed: int = 0, log=print, settings=None):
-        self.s = settings
+                 val_fraction: float = 0.0, seed: int = 0, log=print, config: TrainConfig | None = None):
+        self.config = config
         if mode not in MODES:
             raise FecsimError(f"unknown fec_mode {mode!r}: {', '.join(MODES)}")
         self.train_csv, self.images, self.mode = str(train_csv), str(images), mode
@@ -36,7 +37,7 @@ class FecTriplets:
             "faces cached")
         if len(self.usable) < 2:
             raise FecsimError(f"{len(self.usable)} usable FEC triplets in {train_csv} with crops in "
-                              f"{images}: download the faces first (python -m fecsim.fec download)")
+                              f"{images}: download the faces first (python -m fecsim.train.fec download)")
         # FEC has no validation split: hold out triplets for the per-epoch score and the final
         # calibration, sharing no face with training; the thesis split at random (its validation
         # shared faces with training), and so does its mode.
@@ -62,7 +63,7 @@ class FecTriplets:
         return datasets.PairFaces(pairs(self.train), self.crops, transform)
 
     @classmethod
-    def from_settings(cls, s, log=print) -> "FecTriplets":
+    def from_config(cls, s: TrainConfig, log=print) -> "FecTriplets":
         source = cls(s.fec_train, s.fec_images, s.fec_mode, s.fec_min_agreement, s.val_fraction,
                      s.seed, log, s)
         source.train_set = source.dataset(train_transform(s.image_size, s.grey, s.thesis_augment))
@@ -75,7 +76,7 @@ class FecTriplets:
     def loss(self, model, batch):
         if self.mode != "triplet":
             return batch_loss(model, batch)
-        loss, parts = triplet_and_pair_loss(model, batch, self.s.fec_pair_weight)
+        loss, parts = triplet_and_pair_loss(model, batch, self.config.fec_pair_weight)
         if "a" in batch:   # extra labelled pairs
             extra_loss, extra_parts = batch_loss(model, {k: batch[k] for k in ("a", "b", "same")})
             loss, parts = loss + extra_loss, {**parts, **extra_parts}
@@ -83,25 +84,25 @@ class FecTriplets:
 
     def validate(self, model, view: View, device) -> dict:
         result = evaluate_triplets(model, view, self.val, self.crops, device,
-                                   workers=self.s.workers).report
+                                   workers=self.config.workers).report
         return {"val_triplet_acc": result["triplet_accuracy"]["all"]["accuracy"],
                 "val_triplet_acc_embedding": result["triplet_accuracy_embedding"]["all"]["accuracy"]}
 
-    def calibration_faces(self, n: int = 512):
+    def range_faces(self, n: int = 512):
         return None   # no int8 export for FEC models yet
 
     def calibrate(self, model, encoder, view: View, device) -> dict:
         """On the held-out triplets' closer/farther pairs."""
-        scores = evaluate_triplets(model, view, self.val, self.crops, device, workers=self.s.workers)
+        scores = evaluate_triplets(model, view, self.val, self.crops, device, workers=self.config.workers)
         return calibration_from_triplets(scores.logits, scores.odd)
 
     def test_metrics(self, model, encoder, view: View, calibration: dict, device) -> dict:
         val = evaluate_triplets(model, view, self.val, self.crops, device, calibration,
-                                self.s.workers).report
+                                self.config.workers).report
         metrics = {"fec_val": val}
-        if self.s.fec_test:
-            metrics["fec_test"] = score_file(model, view, self.s.fec_test, self.crops, device,
-                                             calibration, self.min_agreement, self.s.workers)
+        if self.config.fec_test:
+            metrics["fec_test"] = score_file(model, view, self.config.fec_test, self.crops, device,
+                                             calibration, self.min_agreement, self.config.workers)
         return metrics
 
     def framing(self) -> Framing:

@@ -16,7 +16,7 @@ import torch
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from .data import VoteFolder, expression_split
-from .errors import FecsimError, NoFaceError
+from ..errors import FecsimError, NoFaceError
 from .evaluate import CLEAR_MIN_FACES, CLEAR_VOTES, clear_majority, score
 
 UPSCALE = 4

@@ -5,7 +5,7 @@ A batch is a dict. Whatever parts it holds are trained on, summed:
   between same and different pairs, plus cross-entropy on the labels when the model has a classifier;
 - a, b, same: explicit labelled pairs with BCE (thesis pairs, flagged pairs from the app).
 FEC's triplet batches (anchor, positive, negative, margin) have their own loss,
-fecsim.fec.loss.triplet_and_pair_loss, which train.py hands to fit as loss_fn.
+fecsim.train.fec.loss.triplet_and_pair_loss, which train.py hands to fit as loss_fn.
 
 Distributed: under torchrun (WORLD_SIZE > 1) setup_distributed joins the process group (nccl on
 GPUs, gloo on CPU) and fit wraps the model in DistributedDataParallel; a plain run is unchanged.
@@ -27,10 +27,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from .files import atomic_path
-from .metrics import agreement
-from .model import SiameseResNet18
-from .view import pick_device
+from ..files import atomic_path
+from ..metrics import agreement
+from ..model import SiameseResNet18
+from ..view import pick_device
 
 
 @dataclass

@@ -6,7 +6,7 @@ validation, its calibration, its test figures and the facts about itself the che
 - fec.source.FecTriplets: Google's FEC triplets;
 - ExtraPairs: labelled pairs of crops (the app's exported flags), mixed into either one's batches.
 
-`s` is train.py's settings (a namespace): each source reads the ones it needs.
+Each source takes the run's TrainConfig and reads the settings it needs.
 """
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ from . import evaluate
 from .augment import augment_batch
 from .data import (PairsCSV, VoteFolder, eval_transform, expression_split, folder_tensor,
                    is_vote_folder, train_transform)
-from .training import batch_loss
-from .view import Framing, View
+from .loop import batch_loss
+from ..view import Framing, View
+from .config import TrainConfig
 
 KNOWN_SOURCES = {
     "fer2013": ("FER2013 (Goodfellow et al., ICML 2013 challenges in representation learning; "
@@ -37,8 +38,9 @@ KNOWN_SOURCES = {
 class Folders:
     device_batches = False   # set when augment=device: batches are index ranges of a tensor
 
-    def __init__(self, s, teacher=None):
-        self.s, self.root, self.teacher = s, Path(s.data), teacher
+    def __init__(self, config: TrainConfig, teacher=None):
+        self.config, self.root, self.teacher = config, Path(config.data), teacher
+        s = config
         size, grey = s.image_size, s.grey
         if s.augment == "device":   # decoded once; batches are augmented on the device
             decoded, targets, self.class_names = folder_tensor(self.root / "train", size, grey,
@@ -74,16 +76,16 @@ class Folders:
     def batch(self, item, device) -> dict:
         if self.device_batches:
             return {"images": augment_batch(item[0].to(device, non_blocking=True),
-                                            self.s.image_size, domain=self.s.domain_augment),
+                                            self.config.image_size, domain=self.config.domain_augment),
                     "labels": item[1]}
         return {"images": item[0], "labels": item[1]}
 
     def loss(self, model, batch):
-        return batch_loss(model, batch, self.s.class_loss_weight, self.s.label_smoothing,
+        return batch_loss(model, batch, self.config.class_loss_weight, self.config.label_smoothing,
                           self.teacher)
 
     def validate(self, model, view: View, device) -> dict:
-        s = self.s
+        s = self.config
         z = evaluate.dataset_features(model, self.val_images, view, device, workers=s.workers)
         labels = np.asarray(self.val_labels)
         cal = evaluate.calibrate(model, z, labels, s.val_pairs, s.eval_seed, device)
@@ -94,16 +96,16 @@ class Folders:
             res["val_class_acc"] = round(float((predicted == labels).mean()), 4)
         return res
 
-    def calibration_faces(self, n: int = 512) -> torch.Tensor:
+    def range_faces(self, n: int = 512) -> torch.Tensor:
         """Training faces as evaluation sees them, for the int8 encoder's activation ranges."""
-        faces = expression_split(self.root / "train", eval_transform(self.s.image_size, self.s.grey))
-        pick = torch.randperm(len(faces), generator=torch.Generator().manual_seed(self.s.seed))[:n]
+        faces = expression_split(self.root / "train", eval_transform(self.config.image_size, self.config.grey))
+        pick = torch.randperm(len(faces), generator=torch.Generator().manual_seed(self.config.seed))[:n]
         return torch.stack([faces[i][0] for i in pick.tolist()])
 
     def calibrate(self, model, encoder, view: View, device) -> dict:
         """On validation pairs; vote-labelled: on every validation face (the app meets unclear
         faces too), to rater agreement."""
-        s, votes = self.s, getattr(self.val_folder, "votes", None)
+        s, votes = self.config, getattr(self.val_folder, "votes", None)
         images, labels = ((self.val_folder, self.val_folder.targets) if votes is not None
                           else (self.val_images, self.val_labels))
         z = evaluate.dataset_features(encoder, images, view, device, workers=s.workers)
@@ -111,7 +113,7 @@ class Folders:
                                   None if votes is None else votes.numpy())
 
     def test_metrics(self, model, encoder, view: View, calibration: dict, device) -> dict:
-        s = self.s
+        s = self.config
         if not (s.score_test and (self.root / "test").is_dir()):
             return {}
         return {"test": evaluate.evaluate_folder(model, view, calibration, self.root / "test",
@@ -121,11 +123,11 @@ class Folders:
     def framing(self) -> Framing:
         """The face margin train.py is given, and the training faces' own size when they share
         one (a detected face goes through it, so detail and blur match them)."""
-        return Framing(self.s.face_margin, True, _common_size(self.root / "train"),
-                       self.s.align_faces)
+        return Framing(self.config.face_margin, True, _common_size(self.root / "train"),
+                       self.config.align_faces)
 
     def record(self) -> dict:
-        s = self.s
+        s = self.config
         data = {"name": self.root.name,
                 "source": s.data_source or KNOWN_SOURCES.get(self.root.name, ""),
                 "path": str(self.root), "classes": self.class_names,

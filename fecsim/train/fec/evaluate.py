@@ -11,10 +11,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .. import metrics
+from ... import metrics
 from ..data import eval_transform
-from ..evaluate import dataset_features, fit_calibration
-from ..view import TRIPLET_PAIRS, View, calibrated, odd_one_out, triplet_logits
+from ..evaluate import dataset_features
+from ...scoring import TRIPLET_PAIRS, calibrated, fit_calibration, odd_one_out, triplet_logits
+from ...view import View
 from .datasets import CropCache, Faces
 from .reader import TRIPLET_TYPES, read_triplets
 

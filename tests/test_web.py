@@ -1,0 +1,131 @@
+"""The web app's handlers called directly, as the page's events call them (no server): fast tier.
+The end-to-end runs through a server and a browser are in test_app.py and test_browser.py."""
+import gradio as gr
+import numpy as np
+import pytest
+from gradio.helpers import special_args
+from PIL import Image
+
+from conftest import two_faces
+from fecsim import ExpressionComparer
+from fecsim.web import build_demo, html
+from fecsim.web.compare import compare, flag
+from fecsim.web.context import AppContext, bind
+from fecsim.web.flags_download import download_flags
+from fecsim.web.live_mirror import live_frame, next_student, set_reference
+from fecsim.web.odd_one_out import highlight_odd, odd_one_out
+from fecsim.web.parts import captured, shown_error
+from fecsim.web.ranking import add_capture, rank
+from fecsim.web.results import ResultStore
+
+
+def Session():
+    """What gradio hands a handler that asks for gr.Request: here only its session."""
+    return gr.Request(session_hash="session-1")
+
+
+@pytest.fixture(scope="module")
+def ctx(random_checkpoint, tmp_path_factory):
+    comparer = ExpressionComparer.load(random_checkpoint, device="cpu")
+    return AppContext(comparer, tmp_path_factory.mktemp("flagged"),
+                      results=ResultStore(tmp_path_factory.mktemp("results")))
+
+
+@pytest.fixture(scope="module")
+def two_jpg(tmp_path_factory, astronaut):
+    path = tmp_path_factory.mktemp("faces") / "two.jpg"
+    Image.fromarray(two_faces(astronaut)).save(path, quality=92)
+    return path
+
+
+def test_the_page_builds_with_its_named_endpoints(ctx):
+    demo = build_demo(comparer=ctx.comparer, flag_dir=ctx.flag_dir)
+    public = {d["api_name"] for d in demo.get_config_file()["dependencies"]
+              if d.get("api_visibility") == "public"}
+    assert public == {"compare", "odd_one_out", "rank", "flag", "download_flags"}
+
+
+def test_gradio_passes_the_request_to_a_bound_handler(ctx):
+    request = Session()
+    inputs, *_ = special_args(bind(compare, ctx), [None] * 6, request=request)
+    assert inputs[-1] is request and len(inputs) == 7
+
+
+def test_compare_and_flag(ctx, astronaut_jpg):
+    *files, expressions_a, _, details, last = compare(ctx, str(astronaut_jpg), {"path": str(astronaut_jpg)})
+    assert all(Image.open(f).size for f in files)
+    assert details["probability"] == pytest.approx(
+        ctx.comparer.compare(str(astronaut_jpg), str(astronaut_jpg)).probability, abs=1e-4)
+    assert details["same"] == (details["probability"] >= details["threshold"])
+    assert set(expressions_a) == set("abcdefg")
+    assert "P(same expression)" in html.verdict(details)
+    with pytest.raises(gr.Error, match="tick the box"):
+        flag(ctx, last, "same expression", False)
+    message, state = flag(ctx, last, "same expression", True)
+    assert state["flagged"] and "1 stored" in message
+    with pytest.raises(gr.Error, match="already flagged"):
+        flag(ctx, state, "same expression", True)
+
+
+def test_the_second_face_and_a_face_too_many(ctx, two_jpg, astronaut_jpg):
+    details = compare(ctx, str(two_jpg), str(astronaut_jpg), face_a=2)[-2]
+    assert len(details["faces_found_a"]) == 2 and details["box_a"] == details["faces_found_a"][1]
+    with pytest.raises(gr.Error, match="Image B: face 3 was asked for but 1 face was found"):
+        compare(ctx, str(two_jpg), str(astronaut_jpg), face_b=3, request=Session())
+    assert "face 3 was asked for" in shown_error(ctx, Session())
+    assert "Something went wrong" in shown_error(ctx, Session())   # shown once
+
+
+def test_errors_name_the_image_not_the_server_path(ctx, astronaut_jpg, no_face_jpg):
+    with pytest.raises(gr.Error, match="Image B: no photo given"):
+        compare(ctx, str(astronaut_jpg), None)
+    with pytest.raises(gr.Error) as raised:
+        compare(ctx, str(astronaut_jpg), str(no_face_jpg))
+    assert raised.value.message.startswith("Image B: ") and str(no_face_jpg) not in raised.value.message
+
+
+def test_odd_one_out_highlights_the_odd_face(ctx, astronaut_jpg, two_jpg):
+    *crops, answer, pairs, details = odd_one_out(ctx, str(astronaut_jpg), str(astronaut_jpg),
+                                                 str(two_jpg))
+    assert len(crops) == 3 and answer == f"Image {details['odd']} is the odd one out"
+    assert set(pairs) == {"Images 1 and 2", "Images 1 and 3", "Images 2 and 3"}
+    highlighted = highlight_odd(details)
+    assert ["fecsim-odd" in image.elem_classes for image in highlighted] == [
+        i == details["odd"] for i in (1, 2, 3)]
+
+
+def test_rank_lists_the_faceless_last(ctx, astronaut_jpg, two_jpg, no_face_jpg):
+    gallery, table = rank(ctx, str(astronaut_jpg), [str(no_face_jpg), str(two_jpg)])
+    assert [row["name"] for row in table] == [two_jpg.name, no_face_jpg.name]
+    assert table[1]["rank"] is None and table[1]["error"] and len(gallery) == 1
+    with pytest.raises(gr.Error, match="No photos to rank"):
+        rank(ctx, str(astronaut_jpg), [])
+
+
+def test_captures_and_the_live_mirror(ctx, astronaut, astronaut_jpg):
+    with pytest.raises(gr.Error, match="Start the camera first"):
+        captured(ctx, None)
+    assert Image.open(captured(ctx, astronaut)).size == (512, 512)
+    photos = add_capture(ctx, astronaut, [str(astronaut_jpg)])
+    assert len(photos) == 2 and photos[1].endswith("capture-2.jpg")
+    assert "Choose a reference face first" in live_frame(ctx, astronaut, Session())[0]
+    crop = set_reference(ctx, str(astronaut_jpg), Session())
+    assert Image.open(crop).size == (48, 48)
+    shown, frame = live_frame(ctx, astronaut, Session())
+    assert "1 frame scored" in shown and "1 person live" in shown and frame is astronaut
+    blank = np.full((240, 320, 3), 128, np.uint8)
+    shown, _ = live_frame(ctx, blank, Session())
+    assert "no face" in shown and "1 frame scored" in shown
+    assert "Next student" in next_student(ctx, Session())
+    assert "0 frames scored" in live_frame(ctx, blank, Session())[0]
+    assert set_reference(ctx, None, Session()) is None   # the reference removed
+
+
+def test_flags_download_needs_the_token(ctx, monkeypatch):
+    monkeypatch.delenv("FECSIM_FLAGS_TOKEN", raising=False)
+    with pytest.raises(gr.Error, match="switched off"):
+        download_flags("anything", ctx.flag_dir)
+    monkeypatch.setenv("FECSIM_FLAGS_TOKEN", "s3cret")
+    with pytest.raises(gr.Error, match="Wrong token"):
+        download_flags("guess", ctx.flag_dir)
+    assert download_flags("s3cret", ctx.flag_dir).endswith("flagged.zip")
