@@ -15,7 +15,7 @@ import gradio as gr
 from .. import checkpoint
 from ..flags import default_flag_dir
 from ..inference import ExpressionComparer
-from . import compare, flags_download, html, live_mirror, odd_one_out, ranking
+from . import compare, flags_download, html, live_html, live_mirror, odd_one_out, ranking
 from .context import AppContext
 from .parts import CAMERA_NOTE
 from .results import RESULT_MAX_AGE
@@ -48,5 +48,5 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
 
 
 def launch(demo: gr.Blocks, host="127.0.0.1", port=7860, share=False, **kwargs):
-    return demo.launch(server_name=host, server_port=port, share=share, css=html.CSS,
+    return demo.launch(server_name=host, server_port=port, share=share, css=html.CSS + live_html.CSS,
                        max_file_size=MAX_FILE_SIZE, ssr_mode=False, **kwargs)
