@@ -27,6 +27,7 @@ MIN_FACE_FRACTION = 0.08  # faces narrower than this share of the photo's longer
                           # in a 640 px webcam frame that is about FER2013's own 48 px, and each
                           # smaller size MTCNN searches for costs another, larger pyramid level
 MIN_FACE_PROB = 0.9      # below this MTCNN's candidates are mostly not faces
+REGION_SIDE = 128        # the full-resolution face kept for the geometry view (geometry.py)
 MIN_FACE_SIDE = 20       # the smallest face MTCNN is asked for (its own default): a photo
                          # narrower than this cannot hold one
 NO_FACE_ADVICE = ("no face found. A face is found when it is turned to the camera, well lit and "
@@ -59,6 +60,9 @@ class Face:
     box: tuple                         # (x0, y0, x1, y1) in pixels of the upright original
     image: Image.Image                 # the upright RGB original
     found: list = field(default_factory=list)  # every detected box, largest first ([] if given)
+    region: Image.Image | None = None  # the same face in colour at full resolution, level, at
+                                       # REGION_SIDE px: what the geometry view reads
+    blendshapes: np.ndarray | None = None  # the geometry view's reading (geometry.py), if any
 
     @property
     def others(self) -> int:
@@ -171,7 +175,8 @@ class FaceCropper:
         image = load_image(source)
         found = []
         if assume_cropped:
-            return Face(self._finish(image), (0.0, 0.0, float(image.width), float(image.height)), image)
+            return Face(self._finish(image), (0.0, 0.0, float(image.width), float(image.height)),
+                        image, region=_region_sized(image))
         if fec_box is not None:
             box = fec_box_to_pixels(fec_box, image.width, image.height)
         if box is not None:
@@ -185,13 +190,19 @@ class FaceCropper:
                 raise NoFaceError(source=name, reason=NO_FACE_ADVICE)
             box = found[0].box
         eyes = found[0].eyes if found else None
-        return Face(self.crop(image, box, eyes), tuple(round(v, 1) for v in box), image,
-                    [tuple(round(v, 1) for v in f.box) for f in found])
+        region = self.region(image, box, eyes)
+        return Face(self._finish(region), tuple(round(v, 1) for v in box), image,
+                    [tuple(round(v, 1) for v in f.box) for f in found], _region_sized(region))
 
     def crop(self, image: Image.Image, box, eyes=None) -> Image.Image:
-        """Square crop around the box, widened by the margin (outside the photo pads black).
-        With eyes (a detection's landmarks) and align on, the face is first turned about the
-        box's centre so that its eyes are level, as they are in nearly all training faces."""
+        """The face as the model sees it (see region)."""
+        return self._finish(self.region(image, box, eyes))
+
+    def region(self, image: Image.Image, box, eyes=None) -> Image.Image:
+        """Square region around the box at full resolution, widened by the margin (outside the
+        photo pads black). With eyes (a detection's landmarks) and align on, the face is first
+        turned about the box's centre so that its eyes are level, as in nearly all training
+        faces."""
         x0, y0, x1, y1 = box
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         w, h = x1 - x0, y1 - y0
@@ -204,13 +215,13 @@ class FaceCropper:
             angle = math.degrees(math.atan2(right_y - left_y, right_x - left_x))
         if abs(angle) < 1:
             region = (round(cx - w / 2), round(cy - h / 2), round(cx + w / 2), round(cy + h / 2))
-            return self._finish(image.crop(region))
+            return image.crop(region)
         # Turn a region around the face big enough for the crop's corners, then cut the crop.
         half = math.ceil(max(w, h) * 0.75)
         around = image.crop((round(cx) - half, round(cy) - half, round(cx) + half, round(cy) + half))
         level = around.rotate(angle, resample=Image.BILINEAR)   # counter-clockwise, about the centre
-        return self._finish(level.crop((round(half - w / 2), round(half - h / 2),
-                                        round(half + w / 2), round(half + h / 2))))
+        return level.crop((round(half - w / 2), round(half - h / 2),
+                           round(half + w / 2), round(half + h / 2)))
 
     def _finish(self, face: Image.Image) -> Image.Image:
         if self.view.grey:
@@ -222,3 +233,8 @@ class FaceCropper:
         # Bilinear up to the input size, as torchvision resizes the training images.
         size = self.view.input_size
         return face.resize((size, size), Image.BILINEAR).convert("RGB")
+
+
+def _region_sized(region: Image.Image) -> Image.Image:
+    return region.convert("RGB").resize((REGION_SIDE, REGION_SIDE), Image.BICUBIC,
+                                        reducing_gap=2.0)

@@ -2,9 +2,10 @@
 
 Uploads, Compare, reading the verdict and probability off the page, flagging with consent, errors
 that stay in the result area, results cleared when an input changes, the one-camera capture flow
-and the live mirror mode through chromium's fake camera fed with real faces; the classroom page:
-a capture round on a 1280x720 projector without scrolling, examples that run on click, alt text,
-the ranking table and its CSV, text contrast measured in light and dark mode. Screenshots of each
+and the live mirror mode through chromium's fake camera fed with real faces (two pages scoring at
+once, the busy line, a closed or hidden stream stopping its camera); the classroom page: a capture
+round on a 1280x720 projector without scrolling, examples that run on click, alt text, the
+ranking table and its CSV, text contrast measured in light and dark mode. Screenshots of each
 state at 1366x768 and 390x844 (the whole page) and 1280x720 (the screen) go to test-artifacts/.
 Every request the page makes must stay on 127.0.0.1.
 """
@@ -12,6 +13,7 @@ import csv
 import os
 import re
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -21,6 +23,8 @@ from PIL import Image
 
 from fecsim import ExpressionComparer, shipped_examples
 from fecsim.flags import read_flags
+from fecsim.live_room import IDLE_SECONDS
+from fecsim.web import context as web_context
 
 pytestmark = pytest.mark.slow
 
@@ -252,7 +256,7 @@ def test_live_mirror_scores_change(page, astronaut_jpg):
     counter.wait_for()
 
     def frames_scored():
-        return int(re.search(r"(\d+) frames scored", counter.inner_text()).group(1))
+        return int(re.search(r"(\d+) frames? scored", counter.inner_text()).group(1))
 
     scores = set()
     start_count, start = frames_scored(), time.perf_counter()
@@ -265,6 +269,112 @@ def test_live_mirror_scores_change(page, astronaut_jpg):
     screenshot(page, "09-live")
     assert len(scores) >= 3, scores   # the score follows the moving face
     assert rate >= 4, rate            # the page asks for 10/s; >= 8 on an idle 2-core machine
+
+
+def open_live_mirror(browser, url, reference):
+    """A page of its own (another browser context: another person), on the live tab with the
+    reference chosen and a recorder of when the camera started and the first score came."""
+    context = browser.new_context(permissions=["camera"], viewport=WIDE)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    page.get_by_role("tab", name="Classroom: live mirror").click()
+    upload(page, "reference", reference)
+    page.locator("#reference_crop img:visible").first.wait_for()
+    page.evaluate("""() => new MutationObserver(() => {
+        if (!window.firstScore && document.querySelector('#live_score .fecsim-bar'))
+          window.firstScore = performance.now(); })
+      .observe(document.querySelector('#live_score'),
+               {subtree: true, childList: true, characterData: true})""")
+    return context, page
+
+
+def frames_scored(page) -> int:
+    note = page.locator("#live_score .fecsim-note").inner_text()
+    return int(re.search(r"(\d+) frames? scored", note).group(1))
+
+
+@contextmanager
+def live_rooms(**settings):
+    """The served app's live room (every one in this process) with other settings for a while."""
+    rooms = [ctx.live for ctx in web_context._contexts.values()]
+    saved = [{name: getattr(room, name) for name in settings} for room in rooms]
+    for room in rooms:
+        room.__dict__.update(settings)
+    try:
+        yield
+    finally:
+        for room, before in zip(rooms, saved):
+            room.__dict__.update(before)
+
+
+def test_two_live_mirrors_score_at_once(browser, served, astronaut_jpg):
+    opened = [open_live_mirror(browser, served[0], astronaut_jpg) for _ in range(2)]
+    pages = [page for _, page in opened]
+    try:
+        for page in pages:   # the second starts while the first streams
+            camera = page.locator("#live_camera")
+            camera.get_by_text("Click to Access Webcam").click()
+            page.wait_for_function("""() => { const v = document.querySelector('#live_camera video');
+                                             return v && v.readyState >= 2; }""")
+            page.evaluate("""() => { window.started = performance.now();
+              document.querySelector("#live_camera button[aria-label='capture photo']").click(); }""")
+        for page in pages:
+            page.wait_for_function("() => window.firstScore", timeout=30_000)
+        waits = [page.evaluate("() => (window.firstScore - window.started) / 1000") for page in pages]
+        # Both stream together: each page's count goes up while the other's camera is on.
+        counts = [frames_scored(page) for page in pages]
+        start = time.perf_counter()
+        time.sleep(4)
+        rates = [(frames_scored(page) - n) / (time.perf_counter() - start)
+                 for page, n in zip(pages, counts)]
+        print(f"two live mirrors: first score after {waits} s, {rates} scored frames/s")
+        sync_api.expect(pages[1].locator("#live_score")).to_contain_text("2 people live")
+        screenshot(pages[1], "12-two-live-mirrors")
+        assert all(w <= 3 for w in waits), waits
+        assert all(r >= 2 for r in rates), rates
+        # Over capacity, the later page is told so, and how many are live.
+        with live_rooms(capacity=1):
+            sync_api.expect(pages[1].locator("#live_score")).to_contain_text(
+                "Busy: 2 people live. You are next in line")
+            screenshot(pages[1], "13-live-busy")
+        # "Next student": the best score, the line and the count start again.
+        before = frames_scored(pages[0])
+        pages[0].click("#next_student")
+        pages[0].wait_for_function("""(before) => {
+            const m = /(\\d+) frames? scored/.exec(document.querySelector('#live_score').innerText);
+            return m && +m[1] < before; }""", arg=before, timeout=10_000)
+    finally:
+        for context, _ in opened:
+            context.close()
+
+
+def test_a_live_mirror_closed_or_hidden_stops_its_camera(browser, served, astronaut_jpg):
+    context, page = open_live_mirror(browser, served[0], astronaut_jpg)
+    recording = page.locator('#live_camera [title="stop recording"]')
+    try:
+        start_camera(page, "live_camera")
+        page.wait_for_function("() => window.firstScore")
+        sync_api.expect(recording).to_have_count(1)
+        # The server closes a stream that saw no face for the idle time (here: at once) ...
+        with live_rooms(idle_seconds=0):
+            sync_api.expect(page.locator("#live_score")).to_contain_text("Stopped: no face")
+            sync_api.expect(recording).to_have_count(0)   # ... and the page stops its camera.
+            screenshot(page, "14-live-closed")
+        time.sleep(1.5)
+        page.locator("#live_camera button[aria-label='capture photo']").click()   # started again
+        sync_api.expect(page.locator("#live_score .fecsim-bar")).to_have_count(1)
+        # A page hidden for the idle time stops its camera too.
+        page.clock.install()
+        page.evaluate("""() => { Object.defineProperty(document, 'hidden', {get: () => true});
+                                 document.dispatchEvent(new Event('visibilitychange')); }""")
+        page.clock.fast_forward(IDLE_SECONDS * 1000 - 5000)
+        sync_api.expect(recording).to_have_count(1)
+        page.clock.fast_forward(10_000)
+        sync_api.expect(recording).to_have_count(0)
+        sync_api.expect(page.locator("#live_score")).to_contain_text("in the background")
+    finally:
+        context.close()
 
 
 def test_odd_one_out_and_who_copied_it_best(page, astronaut_jpg, no_face_jpg, tmp_path):

@@ -15,7 +15,7 @@ from fecsim.web import build_demo, html
 from fecsim.web.compare import compare, flag
 from fecsim.web.context import AppContext, bind
 from fecsim.web.flags_download import download_flags
-from fecsim.web.live_mirror import live_frame, set_reference
+from fecsim.web.live_mirror import live_frame, next_student, set_reference
 from fecsim.web.odd_one_out import highlight_odd, odd_one_out
 from fecsim.web.parts import captured, shown_error
 from fecsim.web.ranking import add_capture, rank, show_ranking
@@ -118,14 +118,17 @@ def test_captures_and_the_live_mirror(ctx, astronaut, astronaut_jpg):
     assert len(photos) == 2 and Path(photos[1]).name == "Ana.jpg" and name == ""
     photos, _ = add_capture(ctx, astronaut, photos, "")
     assert Path(photos[2]).name == "capture 3.jpg"
-    crop, state, history, best = set_reference(ctx, str(astronaut_jpg))
-    assert Image.open(crop).size == (48, 48) and history == [] and best is None
-    shown, track, history, best, _ = live_frame(ctx, astronaut, state, None, history, best)
-    assert track is not None and len(history) == 1 and best == history[0]
-    assert f"{best:.0%}" in shown
+    assert "Choose a reference face first" in live_frame(ctx, astronaut, Session())[0]
+    crop = set_reference(ctx, str(astronaut_jpg), Session())
+    assert Image.open(crop).size == (48, 48)
+    shown, frame = live_frame(ctx, astronaut, Session())
+    assert "1 frame scored" in shown and "1 person live" in shown and frame is astronaut
     blank = np.full((240, 320, 3), 128, np.uint8)
-    shown, _, history, best_after, _ = live_frame(ctx, blank, state, None, history, best)
-    assert "no face" in shown and history[-1] is None and best_after == best
+    shown, _ = live_frame(ctx, blank, Session())
+    assert "no face" in shown and "1 frame scored" in shown
+    assert "Next student" in next_student(ctx, Session())
+    assert "0 frames scored" in live_frame(ctx, blank, Session())[0]
+    assert set_reference(ctx, None, Session()) is None   # the reference removed
 
 
 def test_flags_download_needs_the_token(ctx, monkeypatch):

@@ -16,7 +16,8 @@ import gradio as gr
 from .. import checkpoint, shipped_examples
 from ..flags import default_flag_dir
 from ..inference import ExpressionComparer
-from . import api_help, compare, flags_download, html, live_mirror, odd_one_out, ranking
+from . import (api_help, compare, flags_download, html, live_html, live_mirror, odd_one_out,
+               ranking)
 from .context import AppContext
 from .parts import CAMERA_NOTE, MAX_UPLOAD_MB
 from .results import RESULT_MAX_AGE
@@ -60,7 +61,8 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
 def launch(demo: gr.Blocks, host="127.0.0.1", port=7860, share=False, **kwargs):
     # The example photos are served (the examples and the API snippet use them); gradio's own
     # "Use via API" page is left out of the footer for api_help's working snippet.
-    return demo.launch(server_name=host, server_port=port, share=share, css=html.CSS,
-                       js=html.ON_LOAD, max_file_size=MAX_FILE_SIZE, ssr_mode=False,
+    return demo.launch(server_name=host, server_port=port, share=share,
+                       css=html.CSS + live_html.CSS, js=html.ON_LOAD,
+                       max_file_size=MAX_FILE_SIZE, ssr_mode=False,
                        allowed_paths=[str(shipped_examples.ROOT)],
                        footer_links=["gradio", "settings"], **kwargs)

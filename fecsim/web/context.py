@@ -1,5 +1,5 @@
 """What every tab of the page shares: the one model, where flags go, the result files, the errors
-waiting for their page, and the GPU hook. One AppContext per page replaces module globals.
+waiting for their page, the live mirrors' room, and the GPU hook. One AppContext per page replaces module globals.
 
 The model is loaded on the CPU. On a GPU machine (a Hugging Face ZeroGPU Space among them) it is
 moved to CUDA only inside the functions decorated with spaces.GPU, which is where ZeroGPU allows
@@ -19,6 +19,7 @@ import torch
 
 from ..flags import PairFlagLogger
 from ..inference import ExpressionComparer
+from ..live_room import LiveRoom
 from .results import ResultStore
 
 try:  # Hugging Face Spaces: runs the decorated function with a GPU attached.
@@ -64,6 +65,7 @@ class AppContext:
     def __post_init__(self):
         self.flag_dir = Path(self.flag_dir)
         self.logger = PairFlagLogger(self.flag_dir)
+        self.live = LiveRoom(self.comparer)  # every page's live mirror
         _contexts[self.id] = self
 
     # The model's calls, each inside the GPU hook. They take the context's id, not the context:

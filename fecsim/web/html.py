@@ -1,5 +1,5 @@
-"""How the page looks: HTML for the verdict, the probability bar, the ranking table, errors, the
-live score; all the page's CSS and the JavaScript it runs in the browser (its own constants only).
+"""How the page looks: HTML for the verdict, the probability bar, the ranking table, errors; all
+the page's CSS (but the live mirror's, in live_html.py) and the JavaScript it runs in the browser.
 
 Sized to be read from the back of a classroom: the verdict in large coloured type with a mark and
 a word, the probability as a bar with the model's threshold marked on it, a projector mode with
@@ -204,35 +204,3 @@ def _mark(row: dict, threshold: float) -> str:
 def error(message: str) -> str:
     return (f'<div class="fecsim-error" role="alert"><strong>Cannot compare.</strong> '
             f'{escape(message)}</div>')
-
-
-def live_score(p, history: list, best, threshold: float) -> str:
-    """The live P(same expression), a small history of recent scores and the best one held."""
-    if p is None:
-        now = '<div class="fecsim-live">no face</div>'
-    else:
-        now = f'<div class="fecsim-live">{p:.0%}</div>' + bar(p, threshold)
-    best_text = "" if best is None else f"Best so far: <strong>{best:.0%}</strong>. "
-    return (now + sparkline(history, threshold) +
-            f'<div class="fecsim-note">{best_text}{len(history)} frames scored.</div>')
-
-
-def sparkline(values: list, threshold: float, width: int = 300, height: int = 60) -> str:
-    scored = [v for v in values if v is not None]
-    if len(scored) < 2:
-        return ""
-    step = width / max(len(values) - 1, 1)
-    points = " ".join(f"{i * step:.1f},{height * (1 - v):.1f}"
-                      for i, v in enumerate(values) if v is not None)
-    line = height * (1 - threshold)
-    return (f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-            f'aria-label="recent scores"><rect width="{width}" height="{height}" fill="#f3f4f6"/>'
-            f'<line x1="0" x2="{width}" y1="{line:.1f}" y2="{line:.1f}" stroke="#6b7280" '
-            f'stroke-dasharray="4 3"/><polyline points="{points}" fill="none" stroke="#2563eb" '
-            f'stroke-width="2"/></svg>')
-CSS += """
-@media (min-width: 900px) {
-  #result { position: sticky; top: 0; align-self: flex-start; }
-}
-#pair_examples img { max-height: 64px; }
-"""
