@@ -424,9 +424,9 @@ def test_a_capture_round_on_a_projector_needs_no_scrolling(page):
                                                 "#verdict .fecsim-verdict", "#verdict .fecsim-bar",
                                                 "#crop_a img", "#crop_b img")}
         assert all(seen.values()) and page.evaluate("scrollY") == 0, (projector, seen)
-        page.screenshot(path=str(ARTIFACTS / f"12-capture-round{'-large' * projector}-1280x720.png"))
+        page.screenshot(path=str(ARTIFACTS / f"16-capture-round{'-large' * projector}-1280x720.png"))
     sync_api.expect(page.locator("body.fecsim-projector")).to_have_count(1)
-    screenshot(page, "12-projector-round")
+    screenshot(page, "16-projector-round")
 
 
 def test_an_example_runs_on_click(page, random_checkpoint):
@@ -451,7 +451,7 @@ def test_an_example_runs_on_click(page, random_checkpoint):
         .filter(i => i.offsetWidth > 0 && !i.alt.trim()).map(i => i.src.slice(-40))""")
     assert empty == []
     assert page.locator("#crop_a img").first.get_attribute("alt") == "Crop A (model's view)"
-    screenshot(page, "13-example-on-click")
+    screenshot(page, "17-example-on-click")
 
     page.get_by_role("tab", name="Odd one out").click()
     page.locator("#triplet_examples tbody tr").first.click()
@@ -490,7 +490,7 @@ def test_the_ranking_is_a_table_with_names_and_a_csv(page, astronaut, astronaut_
     # on a phone.
     page.set_viewport_size(PROJECTOR)
     assert in_view(page, "#ranking_table table") and in_view(page, "#rank_camera video")
-    page.screenshot(path=str(ARTIFACTS / "14-ranking-beside-the-camera-1280x720.png"))
+    page.screenshot(path=str(ARTIFACTS / "18-ranking-beside-the-camera-1280x720.png"))
     for size in (PROJECTOR, PHONE):
         page.set_viewport_size(size)
         assert page.evaluate("""() => parseFloat(getComputedStyle(
@@ -502,7 +502,7 @@ def test_the_ranking_is_a_table_with_names_and_a_csv(page, astronaut, astronaut_
     table = list(csv.reader(open(download.value.path(), encoding="utf-8")))
     assert table[0] == ["rank", "name", "P(same expression)", "reason"]
     assert "'=HYPERLINK(1)" in [row[1] for row in table] and table[3][:2] == ["", "coffee"]
-    screenshot(page, "14-ranking-table")
+    screenshot(page, "18-ranking-table")
 
 
 # Every visible text's colour against the background it sits on (ancestors' colours composited),
@@ -560,7 +560,7 @@ def test_text_contrast_meets_wcag_aa(browser, served, theme):
                     '<div class="fecsim-verdict fecsim-different">Different expression</div>')""")
     page.wait_for_function(settled)
     texts += page.evaluate(CONTRAST)
-    page.screenshot(path=str(ARTIFACTS / f"15-contrast-{theme}-1280x720.png"))
+    page.screenshot(path=str(ARTIFACTS / f"19-contrast-{theme}-1280x720.png"))
     context.close()
     measured = {t["text"] for t in texts}
     assert {"Same expression", "Different expression"} <= measured and len(texts) > 60

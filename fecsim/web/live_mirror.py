@@ -46,18 +46,20 @@ def set_reference(ctx: AppContext, image, request: gr.Request):
 
 def build(ctx: AppContext):
     with gr.Tab("Classroom: live mirror"):
-        gr.Markdown("## Copy the face!\nChoose a reference face, start the camera, and "
-                    "watch P(same expression) move as you copy it. " + parts.CAMERA_NOTE)
-        with gr.Row():
-            with gr.Column():
+        gr.Markdown("**Copy the face!** Choose a reference face, start the camera, and watch "
+                    "P(same expression) move as you copy it. " + parts.CAMERA_NOTE)
+        # Reference, camera and score side by side: on a 1280x720 projector all in view.
+        with gr.Row(equal_height=False):
+            with gr.Column(min_width=260):
                 reference = gr.Image(label="Reference face", sources=["upload", "clipboard"],
-                                     type="filepath", elem_id="reference", height=240)
+                                     type="filepath", elem_id="reference", height=200)
                 use_frame = gr.Button("Use the camera's face as the reference",
                                       elem_id="use_frame")
-                reference_crop = parts.result_image("Reference crop", "reference_crop", 160)
-            with gr.Column():
-                live_camera = parts.camera("live_camera")
+                reference_crop = parts.result_image("Reference crop", "reference_crop", 120)
+            with gr.Column(min_width=260):
+                live_camera = parts.camera("live_camera", 200)
                 next_button = gr.Button("Next student", elem_id="next_student")
+            with gr.Column(min_width=300):
                 live_score = gr.HTML(elem_id="live_score", js_on_load=live_html.PAGE_HOOKS)
         latest = gr.State(None)
         gr.Examples([[p] for p in shipped_examples.photos()], [reference],
