@@ -196,3 +196,13 @@ def test_the_palette_meets_wcag_aa(mode, backgrounds):
     for fill in ("fecsim-same", "fecsim-different", "fecsim-mark"):
         assert contrast(colour[fill], colour["fecsim-track"]) >= 3, fill
     assert contrast("#ffffff", colour["button-primary-background-fill"]) >= 4.5
+
+
+def test_the_verdict_says_how_each_face_was_read():
+    details = {"same": True, "probability": 0.8, "threshold": 0.5, "verdict": "same expression",
+               "model_seconds": 0.1, "seconds": 0.2}
+    both = dict(details, views_a=["appearance", "geometry"], views_b=["appearance", "geometry"])
+    assert "Both faces read by their look and shape." in html.verdict(both)
+    one = dict(details, views_a=["appearance", "geometry"], views_b=["appearance"])
+    assert "Face A read by its look and shape; B by its look alone." in html.verdict(one)
+    assert "Both faces read by their look." in html.verdict(details)   # older models

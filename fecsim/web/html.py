@@ -141,9 +141,19 @@ def verdict(details: dict) -> str:
             f'{escape(details["verdict"]).capitalize()}</div>'
             f'<div class="fecsim-probability">P(same expression) = {p:.0%}</div>'
             + bar(p, threshold) +
-            f'<div class="fecsim-note">{faces_note(details)} '
+            f'<div class="fecsim-note">{faces_note(details)} {views_note(details)} '
             f'Model: {details["model_seconds"]:.2f} s; you waited '
             f'<span id="waited">{details["seconds"]:.2f} s</span> (queue included).</div>')
+
+
+def views_note(details: dict) -> str:
+    """How each face was read: its look alone, or its look and its shape (the geometry view)."""
+    views = [details.get(f"views_{k}") or ["appearance"] for k in "ab"]
+    if views[0] == views[1]:
+        both = "look and shape" if "geometry" in views[0] else "look"
+        return f"Both faces read by their {both}."
+    return ("Face A read by its " + ("look and shape" if "geometry" in views[0] else "look alone")
+            + "; B by its " + ("look and shape." if "geometry" in views[1] else "look alone."))
 
 
 def faces_note(details: dict) -> str:
