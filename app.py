@@ -6,7 +6,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from fecsim import checkpoint  # noqa: E402
+from fecsim import ExpressionComparer, checkpoint  # noqa: E402
 from fecsim.web import build_demo, launch  # noqa: E402
 
 
@@ -21,8 +21,13 @@ def main(argv=None):
     parser.add_argument("--flag-dir", default=None,
                         help="where flagged results are stored (default: /data/flagged when "
                              "/data is writable persistent storage, else flagged)")
+    parser.add_argument("--appearance-only", action="store_true",
+                        help="read faces by their appearance alone, without the geometry view "
+                             "(faster; the live mode always does)")
     args = parser.parse_args(argv)
-    demo = build_demo(args.checkpoint, flag_dir=args.flag_dir)
+    comparer = (ExpressionComparer.load(args.checkpoint, device="cpu", geometry=False)
+                if args.appearance_only else None)
+    demo = build_demo(args.checkpoint, flag_dir=args.flag_dir, comparer=comparer)
     launch(demo, host=args.host, port=args.port, share=args.share)
 
 

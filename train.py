@@ -33,7 +33,10 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, WeightedRa
 from torch.utils.data.distributed import DistributedSampler
 
 from fecsim import checkpoint
-from fecsim.train.data import class_balance_weights, train_transform
+from fecsim.train import heads
+from fecsim.train.data import (class_balance_weights, eval_transform, expression_split, targets_of,
+                               train_transform)
+from fecsim.train.evaluate import dataset_features
 from fecsim.train.distill import Teacher
 from fecsim.errors import FecsimError
 from fecsim.train.finish import finish_run
@@ -73,10 +76,33 @@ def main(argv=None):
     model = SiameseResNet18(ModelConfig(
         head=c.head, embed_dim=c.embed_dim, pair_hidden=c.pair_hidden,
         num_classes=len(source.class_names) if c.class_loss_weight > 0 else 0,
-        class_names=list(source.class_names)), imagenet=c.imagenet, freeze_trunk=c.freeze_trunk).to(dev)
+        class_names=list(source.class_names), pair_score=c.pair_score,
+        pair_temperature=c.pair_temperature, geometry=c.geometry),
+        imagenet=c.imagenet, freeze_trunk=c.freeze_trunk).to(dev)
     if dev.type == "cuda":
         model.to(memory_format=torch.channels_last)   # faster convolutions on tensor cores
     parents = start_from(c, model, log) if c.init_from else []
+    log(f"device {dev} x {ddp.world_size} processes; {len(source.train_set)} training "
+        f"{'items' if c.fec_train else 'images'}, {len(source.val_labels)} validation; {command}")
+    if c.head_only:
+        history = train_heads(c, model, source, view, dev, log)
+    else:
+        history = train_all(c, model, source, extra, view, ddp, log)
+    if is_main:
+        training = {"command": command, "settings": c.settings(), "history": history,
+                    "processes": ddp.world_size, "init_from": parents,
+                    **({"teacher": {"path": c.teacher, "sha256": teacher_model.sha256}}
+                       if c.teacher else {})}
+        meta = finish_run(model, source, view, c.export, dev, training, int8=c.int8)
+        (Path(c.out_dir) / "metrics.json").write_text(json.dumps(meta.metrics, indent=2))
+        print(f"exported {c.export} ({Path(c.export).stat().st_size / 1e6:.1f} MB)")
+        print(source.summary(meta.metrics))
+    cleanup_distributed()
+
+
+def train_all(c: TrainConfig, model, source, extra, view, ddp, log) -> list[dict]:
+    """The whole model, trunk included: the resumable loop over augmented batches."""
+    dev = ddp.device
     params = [p for p in model.parameters() if p.requires_grad]
     opt = (torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay) if c.optimizer == "adamw"
            else torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay))
@@ -93,20 +119,8 @@ def main(argv=None):
             batch = source.batch(item, dev)
             yield extra.add_to(batch) if extra else batch
 
-    log(f"device {dev} x {ddp.world_size} processes; {len(source.train_set)} training "
-        f"{'items' if c.fec_train else 'images'}, {len(source.val_labels)} validation; {command}")
-    history = fit(model, opt, sched, batches, c.epochs, c.out_dir, dev, loss_fn=source.loss,
-                  evaluate=lambda m: source.validate(m, view, dev), is_main=is_main, log=log)
-    if is_main:
-        training = {"command": command, "settings": c.settings(), "history": history,
-                    "processes": ddp.world_size, "init_from": parents,
-                    **({"teacher": {"path": c.teacher, "sha256": teacher_model.sha256}}
-                       if c.teacher else {})}
-        meta = finish_run(model, source, view, c.export, dev, training, int8=c.int8)
-        (Path(c.out_dir) / "metrics.json").write_text(json.dumps(meta.metrics, indent=2))
-        print(f"exported {c.export} ({Path(c.export).stat().st_size / 1e6:.1f} MB)")
-        print(source.summary(meta.metrics))
-    cleanup_distributed()
+    return fit(model, opt, sched, batches, c.epochs, c.out_dir, dev, loss_fn=source.loss,
+               evaluate=lambda m: source.validate(m, view, dev), is_main=ddp.is_main, log=log)
 
 
 def refuse_overwriting(c: TrainConfig):
@@ -132,8 +146,34 @@ def check_settings(c: TrainConfig):
         sys.exit("teacher: distillation is for labelled folders")
     if c.extra_pairs and c.fec_train and c.fec_mode != "triplet":
         sys.exit("extra_pairs mixes into labelled-folder or fec_mode=triplet batches only")
+    if c.head_only and not (c.init_from and c.class_loss_weight > 0 and not c.fec_train):
+        sys.exit("head_only trains the expression heads of a trained model on labelled folders: "
+                 "give --init_from (and keep class_loss_weight > 0)")
+    if (c.pair_score == "expressions" or c.geometry) and not c.class_loss_weight > 0:
+        sys.exit("pair_score=expressions and geometry read the expression classifier: keep "
+                 "class_loss_weight > 0")
     if c.balance and (int(os.environ.get("WORLD_SIZE", "1")) > 1 or c.fec_train or c.val_fraction):
         sys.exit("balance: for labelled folders with their own val/, in one process")
+
+
+def train_heads(c: TrainConfig, model, source, view, dev, log) -> list[dict]:
+    """head_only: the expression heads on the frozen trunk's features of every training face
+    (stored in out_dir: computed once, read again when the run is started again)."""
+    faces = expression_split(Path(c.data) / "train", eval_transform(c.image_size, c.grey))
+    model.eval()
+    z = heads.cached(Path(c.out_dir) / "train_features.pt",
+                     lambda: dataset_features(model, faces, view, dev, workers=c.workers))
+    targets = targets_of(faces)
+    votes = (targets.float() if targets.dim() == 2
+             else torch.nn.functional.one_hot(targets, model.config.num_classes).float())
+    history = heads.fit_heads(model, z.to(dev), votes.to(dev), c.epochs, c.lr, c.balance, c.seed,
+                              log=log)
+    if c.logit_adjust:
+        shift = heads.adjust_for_priors(model, votes.argmax(1).numpy(), c.logit_adjust)
+        log(f"classifier biases adjusted by {c.logit_adjust} * -log(prior): {shift}")
+    history.append(source.validate(model.eval(), view, dev))
+    log(f"validation: {history[-1]}")
+    return history
 
 
 def start_from(c: TrainConfig, model, log) -> list[dict]:

@@ -5,7 +5,7 @@
 
 Starts the app on a free port of 127.0.0.1 (its real queue settings), checks every answer equals
 the first one, and prints requests/s and p50/p90 latency as one JSON line (also written to --out).
-Photos: the example pair shipped in examples/ (public domain, see examples/README.md).
+Photos: the first example pair in examples/ (two 350x350 photos, see examples/README.md).
 """
 import argparse
 import json
@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from gradio_client import Client, handle_file
 
-from fecsim import checkpoint
+from fecsim import checkpoint, shipped_examples
 from fecsim.web import CONCURRENCY, build_demo
 
-PAIR = sorted((ROOT / "examples" / "pairs" / "1-astronaut-and-mirror").glob("*.jpg"))
+PAIR = shipped_examples.pairs()[0].photos
 
 
 def percentile(values, q):

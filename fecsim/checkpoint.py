@@ -18,7 +18,7 @@ from .text import quoted
 from .view import View
 
 FORMAT = "fecsim-1"
-SHIPPED = shipped("checkpoints") / "fecsim-ferplus.safetensors"
+SHIPPED = shipped("checkpoints") / "fecsim-v3.safetensors"
 
 
 @dataclass
@@ -152,6 +152,7 @@ def _meta_problem(meta: dict) -> str:
     for prefix in ("calibration", "int8.calibration"):
         checks += [(f"{prefix}.scale", True, number, "a finite number"),
                    (f"{prefix}.bias", True, number, "a finite number"),
+                   (f"{prefix}.curvature", False, number, "a finite number"),
                    (f"{prefix}.threshold", True, lambda v: number(v) and 0 <= v <= 1, "in [0, 1]")]
     for name, required, ok, wanted in checks:
         *parents, key = name.split(".")

@@ -75,6 +75,8 @@ def main(argv=None) -> int:
                         help="images are face crops already: skip detection")
     common.add_argument("--float", action="store_true",
                         help="run the float model on the CPU too, not the checkpoint's int8 encoder")
+    common.add_argument("--appearance-only", action="store_true",
+                        help="read faces by their appearance alone, without the geometry view")
     for name, help_ in (("score-pairs", "score a CSV of pairs (a,b)"),
                         ("score-triplets", "odd one out for a CSV of triplets (a,b,c)")):
         p = sub.add_parser(name, parents=[common], help=help_)
@@ -88,6 +90,16 @@ def main(argv=None) -> int:
                        help="pair AUC/accuracy, ECE and triplet accuracy on a labelled split")
     p.add_argument("root", type=Path, help="<root>/<label>/<images> (e.g. fer2013/test), or "
                    "images beside labels.csv of votes (ferplus/test)")
+    p.add_argument("--pairs", type=int, default=1000)
+    p.add_argument("--triplets", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--self-pairs", type=int, default=25, metavar="N",
+                   help="vote-labelled splits: P(same) of N clear faces per expression against "
+                   "themselves and their mirror images (0: skip)")
+    p = sub.add_parser("evaluate-photos", parents=[common],
+                       help="pair and triplet figures on photos in <root>/<label>/, through "
+                       "detection, across different people; per-expression triplets, confusion")
+    p.add_argument("root", type=Path, help="e.g. wild-dev: <root>/<label>/<person>_<n>.jpg")
     p.add_argument("--pairs", type=int, default=1000)
     p.add_argument("--triplets", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
@@ -112,19 +124,29 @@ def main(argv=None) -> int:
         if args.command in ("score-pairs", "score-triplets"):
             check_out(args.out)
         comparer = ExpressionComparer.load(args.checkpoint, args.device,
-                                           int8=False if args.float else None)
+                                           int8=False if args.float else None,
+                                           geometry=not args.appearance_only)
         if args.command == "compare":
             print(json.dumps(comparer.compare(args.a, args.b, assume_cropped=args.assume_cropped)
                              .to_dict(), indent=2))
             return 0
         if args.command == "evaluate-folder":
-            # The two evaluation commands read labelled splits with training's data code: imported
+            # The evaluation commands read labelled splits with training's data code: imported
             # only here, so that the rest of the runtime never loads fecsim.train.
-            from .train.evaluate import evaluate_folder
+            from .train.evaluate import evaluate_folder, self_pairs
             with torch.no_grad():
                 result = evaluate_folder(comparer.model, comparer.view, comparer.calibration,
                                          args.root, args.pairs, args.triplets, args.seed,
                                          comparer.device, encoder=comparer.encoder)
+                if args.self_pairs and "clear_majority" in result:
+                    result["self_pairs"] = self_pairs(comparer, args.root, args.self_pairs, args.seed)
+            print(json.dumps(dict(result, checkpoint=str(comparer.path),
+                                  encoder=type(comparer.encoder).__name__), indent=2))
+            return 0
+        if args.command == "evaluate-photos":
+            from .train.evaluate import evaluate_photos
+            with torch.no_grad():
+                result = evaluate_photos(comparer, args.root, args.pairs, args.triplets, args.seed)
             print(json.dumps(dict(result, checkpoint=str(comparer.path),
                                   encoder=type(comparer.encoder).__name__), indent=2))
             return 0

@@ -28,8 +28,12 @@ MIN_FACE_FRACTION = 0.08  # faces narrower than this share of the photo's longer
                           # in a 640 px webcam frame that is about FER2013's own 48 px, and each
                           # smaller size MTCNN searches for costs another, larger pyramid level
 MIN_FACE_PROB = 0.9      # below this MTCNN's candidates are mostly not faces
+REGION_SIDE = 128        # the full-resolution face kept for the geometry view (geometry.py)
 MIN_FACE_SIDE = 20       # the smallest face MTCNN is asked for (its own default): a photo
                          # narrower than this cannot hold one
+NO_FACE_ADVICE = ("no face found. A face is found when it is turned to the camera, well lit and "
+                  f"not too small (at least {MIN_FACE_FRACTION:.0%} of the picture's longer side): "
+                  "come closer to the camera, or crop the photo around the face, or give its box")
 
 
 class Detection(NamedTuple):
@@ -58,6 +62,9 @@ class Face:
     image: Image.Image | None          # the upright RGB photo, reduced to images.WORK_MAX_SIDE
                                        # (None where only the crop is kept)
     found: list = field(default_factory=list)  # every detected box, largest first ([] if given)
+    region: Image.Image | None = None  # the same face in colour at full resolution, level, at
+                                       # REGION_SIDE px: what the geometry view reads
+    blendshapes: np.ndarray | None = None  # the geometry view's reading (geometry.py), if any
     scale: float = 1.0                 # pixels of the original per pixel of `image`
 
     def on_image(self, box) -> tuple:
@@ -147,8 +154,10 @@ class FaceCropper:
         self.margin = view.face.margin
         self._local = threading.local()   # one MTCNN per thread: detect() sets min_face_size
 
-    def detect(self, image: Image.Image) -> list[Detection]:
-        """Faces found, largest first."""
+    def detect(self, image: Image.Image, finer: bool = False) -> list[Detection]:
+        """Faces found, largest first. finer: down to MIN_FACE_SIDE whatever the photo's size,
+        the faces a group photo's back row holds (slower: the page counts them to say how many
+        were too small to use)."""
         if min(image.size) < MIN_FACE_SIDE:
             return []
         mtcnn = getattr(self._local, "mtcnn", None)
@@ -162,7 +171,7 @@ class FaceCropper:
         scale = min(1.0, max(DETECT_MAX_SIDE / max(image.size), MIN_FACE_SIDE / min(image.size)))
         small = image.resize((round(image.width * scale), round(image.height * scale)),
                              Image.BILINEAR) if scale < 1 else image
-        mtcnn.min_face_size = min_face_size(small.size)
+        mtcnn.min_face_size = MIN_FACE_SIDE if finer else min_face_size(small.size)
         boxes, probs, points = mtcnn.detect(small, landmarks=True)
         if boxes is None:
             return []
@@ -185,7 +194,7 @@ class FaceCropper:
         found = []
         if assume_cropped:
             return Face(self._finish(image), (0.0, 0.0, float(width), float(height)), image,
-                        scale=scale)
+                        region=_region_sized(image), scale=scale)
         if fec_box is not None:
             box = fec_box_to_pixels(fec_box, width, height)
         if box is not None:
@@ -196,18 +205,23 @@ class FaceCropper:
                                   f"find a face in (faces need at least {MIN_FACE_SIDE} px)")
             found = self.detect(image)
             if not found:
-                raise NoFaceError(source=name, reason=f"no face found (faces narrower than "
-                                  f"{MIN_FACE_FRACTION:.0%} of the photo are skipped: crop the "
-                                  "photo or give the face's box)")
+                raise NoFaceError(source=name, reason=NO_FACE_ADVICE)
             box = found[0].box
         eyes = found[0].eyes if found else None
-        return Face(self.crop(image, box, eyes), _in_original(box, scale), image,
-                    [_in_original(f.box, scale) for f in found], scale)
+        region = self.region(image, box, eyes)
+        return Face(self._finish(region), _in_original(box, scale), image,
+                    [_in_original(f.box, scale) for f in found], _region_sized(region),
+                    scale=scale)
 
     def crop(self, image: Image.Image, box, eyes=None) -> Image.Image:
-        """Square crop around the box, widened by the margin (outside the photo pads black).
-        With eyes (a detection's landmarks) and align on, the face is first turned about the
-        box's centre so that its eyes are level, as they are in nearly all training faces."""
+        """The face as the model sees it (see region)."""
+        return self._finish(self.region(image, box, eyes))
+
+    def region(self, image: Image.Image, box, eyes=None) -> Image.Image:
+        """Square region around the box at full resolution, widened by the margin (outside the
+        photo pads black). With eyes (a detection's landmarks) and align on, the face is first
+        turned about the box's centre so that its eyes are level, as in nearly all training
+        faces."""
         x0, y0, x1, y1 = box
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         w, h = x1 - x0, y1 - y0
@@ -220,13 +234,13 @@ class FaceCropper:
             angle = math.degrees(math.atan2(right_y - left_y, right_x - left_x))
         if abs(angle) < 1:
             region = (round(cx - w / 2), round(cy - h / 2), round(cx + w / 2), round(cy + h / 2))
-            return self._finish(image.crop(region))
+            return image.crop(region)
         # Turn a region around the face big enough for the crop's corners, then cut the crop.
         half = math.ceil(max(w, h) * 0.75)
         around = image.crop((round(cx) - half, round(cy) - half, round(cx) + half, round(cy) + half))
         level = around.rotate(angle, resample=Image.BILINEAR)   # counter-clockwise, about the centre
-        return self._finish(level.crop((round(half - w / 2), round(half - h / 2),
-                                        round(half + w / 2), round(half + h / 2))))
+        return level.crop((round(half - w / 2), round(half - h / 2),
+                           round(half + w / 2), round(half + h / 2)))
 
     def _finish(self, face: Image.Image) -> Image.Image:
         if self.view.grey:
@@ -238,3 +252,8 @@ class FaceCropper:
         # Bilinear up to the input size, as torchvision resizes the training images.
         size = self.view.input_size
         return face.resize((size, size), Image.BILINEAR).convert("RGB")
+
+
+def _region_sized(region: Image.Image) -> Image.Image:
+    return region.convert("RGB").resize((REGION_SIDE, REGION_SIDE), Image.BICUBIC,
+                                        reducing_gap=2.0)

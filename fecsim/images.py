@@ -25,6 +25,7 @@ WORK_MAX_SIDE = 2560
 # All the photos of one request together, by their headers (60 phone photos of 25 MP): the time
 # and memory one request may take, whatever the number of photos.
 MAX_REQUEST_PIXELS = 1_500_000_000
+SMALLER_COPY = "send a smaller copy of the photo (phones can share one at a smaller size)"
 # The only formats PIL may parse, by its plugin names; the file extension each is stored under.
 # Every other plugin stays untried: an .eps upload, say, would make PIL run Ghostscript.
 FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp",
@@ -148,12 +149,13 @@ def check_request_pixels(sources, limit: int | None = None) -> None:
 def _check_size(image: Image.Image, name: str, max_pixels: int) -> None:
     width, height = image.size
     if width * height > max_pixels:
-        raise ImageError(source=name, reason=f"{width}x{height} pixels is over the limit of {max_pixels}")
+        raise ImageError(source=name, reason=f"{width}x{height} pixels is over the limit of "
+                         f"{_megapixels(max_pixels)}: {SMALLER_COPY}")
     per_pixel = _decoded_bytes_per_pixel(image)
     if width * height * per_pixel > MAX_DECODED_BYTES:
         raise ImageError(source=name, reason=f"{width}x{height} {image.mode} would take "
                          f"{width * height * per_pixel / 1e6:.0f} MB decoded, over the limit of "
-                         f"{MAX_DECODED_BYTES / 1e6:.0f} MB")
+                         f"{MAX_DECODED_BYTES / 1e6:.0f} MB: {SMALLER_COPY}")
 
 
 def _decoded_bytes_per_pixel(image: Image.Image) -> int:
@@ -181,7 +183,8 @@ def format_of(file) -> str:
 def _open(file, name: str, max_pixels: int, max_side: int | None = None) -> Image.Image:
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # PIL's own warning, from 89 MP, would word it as an attack: ours follows at once.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             Image.init()   # every plugin registered, so that each of FORMATS is known
             # (MPO, a phone's JPEG with extra frames, is opened by the JPEG plugin.)
             image = Image.open(file, formats=[f for f in FORMATS if f != "MPO"])
@@ -202,11 +205,16 @@ def _open(file, name: str, max_pixels: int, max_side: int | None = None) -> Imag
             raise ImageError(source=name, reason=f"unsupported image format {found} (fecsim reads "
                              f"{', '.join(FORMATS)})") from exc
         raise ImageError(source=name, reason=f"not an image file") from exc
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(source=name, reason=f"refused as a possible decompression bomb ({exc})") from exc
+    except Image.DecompressionBombError as exc:   # PIL refuses to open twice its warning size
+        raise ImageError(source=name, reason=f"over {_megapixels(2 * Image.MAX_IMAGE_PIXELS)}, "
+                         f"far over the limit of {_megapixels(max_pixels)}: {SMALLER_COPY}") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(source=name, reason=f"truncated or corrupt image ({exc})") from exc
     return image
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.0f} megapixels"
 
 
 def _from_array(array: np.ndarray, name: str) -> Image.Image:

@@ -15,6 +15,7 @@ from . import checkpoint
 from .checkpoint import Metadata
 from .errors import CheckpointError, FecsimError
 from .faces import Face, FaceCropper
+from .geometry import BLENDSHAPES, FaceGeometry
 from .int8 import Int8Encoder
 from .scoring import calibrated, is_same, odd_one_out, pair_logits
 from .view import features, pick_device
@@ -29,10 +30,18 @@ class PairResult:
     seconds: float
     expressions: tuple = (None, None)   # per face: {class name: probability}, or None without
                                         # a classifier
+    geometry: tuple = (None, None)      # per face: how much its geometry view counted (0-1), or
+                                        # None where it had none (see views)
 
     @property
     def verdict(self) -> str:
         return "same expression" if self.same else "different expression"
+
+    @property
+    def views(self) -> tuple:
+        """Per face, the views the model read: appearance always, geometry where it had one."""
+        return tuple(("appearance",) if g is None else ("appearance", "geometry")
+                     for g in self.geometry)
 
     def to_dict(self) -> dict:
         return {"probability": round(self.probability, 4), "same": self.same,
@@ -41,6 +50,9 @@ class PairResult:
                 "other_faces_a": self.faces[0].others, "other_faces_b": self.faces[1].others,
                 "expressions_a": _rounded(self.expressions[0]),
                 "expressions_b": _rounded(self.expressions[1]),
+                "views_a": list(self.views[0]), "views_b": list(self.views[1]),
+                "geometry_weight_a": _round(self.geometry[0]),
+                "geometry_weight_b": _round(self.geometry[1]),
                 "seconds": round(self.seconds, 3)}
 
 
@@ -68,7 +80,10 @@ class RankedPhoto:
 
 
 class ExpressionComparer:
-    def __init__(self, model, meta: Metadata, path, device, int8: bool | None = None):
+    def __init__(self, model, meta: Metadata, path, device, int8: bool | None = None,
+                 geometry: bool = True):
+        """geometry: read each face's geometry view too, where the model has one and mediapipe
+        is installed (off: appearance alone, faster; the live mode's choice)."""
         self.model, self.meta, self.path = model, meta, Path(path)
         self.view = meta.view
         # Channels-last convolutions run faster on CPU (oneDNN), with the same numbers.
@@ -77,6 +92,8 @@ class ExpressionComparer:
         self._cpu_encoder = None   # the int8 copy (or the model), built on the first move to the CPU
         self.to(device)
         self.cropper = FaceCropper(self.view, device="cpu")
+        self.geometry = (FaceGeometry.available() if geometry and model.geometry is not None
+                         else None)
         self._sha256 = None
         # Threads that detect faces side by side (a pair's two photos, a batch's many): one torch
         # thread each, since MTCNN's ops are small and threads each asking for every core only get
@@ -85,13 +102,14 @@ class ExpressionComparer:
                                               initializer=torch.set_num_threads, initargs=(1,))
 
     @classmethod
-    def load(cls, checkpoint_path=None, device=None, int8=None) -> "ExpressionComparer":
+    def load(cls, checkpoint_path=None, device=None, int8=None,
+             geometry: bool = True) -> "ExpressionComparer":
         """The shipped model when checkpoint_path is None; device None picks cuda, mps or cpu.
         int8 None: on the CPU, the checkpoint's int8 encoder where it has one; False: never."""
         path = checkpoint_path or checkpoint.SHIPPED
         device = pick_device(device)
         model, meta = checkpoint.load(path, device)
-        return cls(model, meta, path, device, int8)
+        return cls(model, meta, path, device, int8, geometry)
 
     @property
     def sha256(self) -> str:
@@ -122,10 +140,17 @@ class ExpressionComparer:
         return self.cropper(source, box=box, fec_box=fec_box,
                             assume_cropped=assume_cropped)
 
+    def face_with_geometry(self, source, box=None, assume_cropped=False) -> Face:
+        """face(), with the face's blendshapes where the geometry view is on."""
+        face = self.face(source, box, assume_cropped=assume_cropped)
+        if self.geometry is not None:
+            face.blendshapes = self.geometry(face.region)
+        return face
+
     def faces(self, sources, boxes, assume_cropped=False) -> tuple:
         """Face for each source, detected side by side: MTCNN's small ops leave cores idle."""
         return tuple(self.detect_pool.map(
-            lambda job: self.face(job[0], job[1], assume_cropped=assume_cropped), zip(sources, boxes)))
+            lambda job: self.face_with_geometry(job[0], job[1], assume_cropped), zip(sources, boxes)))
 
     @torch.no_grad()
     def features(self, crops) -> torch.Tensor:
@@ -135,12 +160,17 @@ class ExpressionComparer:
         batch = batch.to(self.device, torch.float32) / 255
         if self.encoder is self.model:   # the int8 encoder takes plain NCHW arrays
             batch = batch.contiguous(memory_format=torch.channels_last)
-        return features(self.encoder, batch, self.view)
+        z = features(self.encoder, batch, self.view)
+        if self.model.geometry is None:
+            return z
+        blendshapes = [getattr(c, "blendshapes", None) for c in crops]
+        return torch.cat([z.float(), geometry_columns(blendshapes).to(z.device)], 1)
 
     @torch.no_grad()
     def embed(self, crops) -> torch.Tensor:
         """L2-normalised expression embeddings, one row per face crop."""
-        return torch.nn.functional.normalize(self.features(crops).float(), dim=-1).cpu()
+        z = self.features(crops)[:, : self.model.z_dim]   # the appearance view
+        return torch.nn.functional.normalize(z.float(), dim=-1).cpu()
 
     @torch.no_grad()
     def pair_probabilities(self, za: torch.Tensor, zb: torch.Tensor) -> np.ndarray:
@@ -151,6 +181,14 @@ class ExpressionComparer:
         face (1, 2 or 3) is the odd one out of each row."""
         p = np.stack([self.pair_probabilities(x, y) for x, y in ((za, zb), (za, zc), (zb, zc))], 1)
         return p, odd_one_out(p)
+
+    @torch.no_grad()
+    def geometry_weights(self, z: torch.Tensor) -> tuple:
+        """Per face, how much its geometry view counted (0-1), or None where it had none."""
+        if self.model.geometry is None:
+            return (None,) * len(z)
+        weights = self.model.geometry_weight(z.to(self.device)).float().cpu().tolist()
+        return tuple(w if found else None for w, found in zip(weights, z[:, -1].tolist()))
 
     @property
     def class_names(self) -> list[str]:
@@ -175,7 +213,8 @@ class ExpressionComparer:
         z = self.features(faces)
         p = float(self.pair_probabilities(z[:1], z[1:])[0])
         return PairResult(p, bool(is_same(p, self.threshold)), self.threshold, faces,
-                          time.perf_counter() - start, tuple(self.expressions(z)))
+                          time.perf_counter() - start, tuple(self.expressions(z)),
+                          self.geometry_weights(z))
 
     def odd_one_out(self, a, b, c, boxes=(None, None, None), assume_cropped=False) -> TripletResult:
         start = time.perf_counter()
@@ -190,11 +229,14 @@ class ExpressionComparer:
         """Photos ranked by P(same expression as the reference), best first: "who copied it
         best?". A photo that cannot be scored (no face, not an image) is listed last with its
         error instead of stopping the ranking; a bad reference raises."""
-        reference_face = replace(self.face(reference, assume_cropped=assume_cropped), image=None)
+        # Only the crops, regions and boxes are kept: sixty photos must not stay in memory.
+        reference_face = replace(self.face_with_geometry(reference, assume_cropped=assume_cropped),
+                                 image=None)
 
         def face_or_error(source):
-            try:   # only the crop and boxes are kept: sixty photos must not stay in memory
-                return replace(self.face(source, assume_cropped=assume_cropped), image=None)
+            try:
+                return replace(self.face_with_geometry(source, assume_cropped=assume_cropped),
+                               image=None)
             except FecsimError as exc:
                 return exc
 
@@ -208,6 +250,18 @@ class ExpressionComparer:
                   else RankedPhoto(s, None, None, f.reason) for s, f in zip(photos, found)]
         return sorted(ranked, key=lambda r: -1 if r.probability is None else r.probability,
                       reverse=True)
+
+
+def geometry_columns(blendshapes) -> torch.Tensor:
+    """The geometry view's feature columns for each face: its blendshapes and 1, or zeros where
+    it has none (not computed, or the landmarker found no face)."""
+    rows = [np.append(b, 1.0) if b is not None else np.zeros(len(BLENDSHAPES) + 1)
+            for b in blendshapes]
+    return torch.as_tensor(np.stack(rows), dtype=torch.float32)
+
+
+def _round(value):
+    return None if value is None else round(value, 4)
 
 
 def _rounded(distribution):

@@ -69,6 +69,31 @@ def fit_platt(logits, labels, steps: int = 200) -> tuple[float, float]:
     return float(scale), float(bias)
 
 
+def fit_beta(logits, labels, steps: int = 200) -> tuple[float, float, float]:
+    """Beta calibration (Kull et al., 2017) of a score s in (0, 1) given as its logit x:
+    logit p = a ln s - b ln(1 - s) + c with a, b >= 0, fitted by maximum likelihood. Monotone like
+    Platt scaling (a = b), but it can bend: overlaps near 0 and 1 are not mapped as a logistic
+    curve would. Returned as (scale, bias, curvature), the form calibrated_logit reads:
+    scale * x + bias + curvature * (softplus(x) + softplus(-x))."""
+    x = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.float64)
+    params = torch.tensor([0.5413, 0.5413, 0.0], dtype=torch.float64, requires_grad=True)  # a=b=1
+    optimizer = torch.optim.LBFGS([params], max_iter=steps, line_search_fn="strong_wolfe")
+    softplus = torch.nn.functional.softplus
+
+    def closure():
+        optimizer.zero_grad()
+        a, b = softplus(params[0]), softplus(params[1])
+        z = -a * softplus(-x) + b * softplus(x) + params[2]    # ln s = -softplus(-x), ...
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(z, y)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    a, b = (float(softplus(v)) for v in params.detach()[:2])
+    return (a + b) / 2, float(params.detach()[2]), (b - a) / 2
+
+
 def bootstrap_interval(statistic, *columns, resamples: int = 1000, level: float = 0.95,
                        seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of statistic(*columns), resampling rows with replacement.
@@ -89,6 +114,13 @@ def bootstrap_interval(statistic, *columns, resamples: int = 1000, level: float 
             continue
     lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
+
+
+def overlap(votes_a, votes_b):
+    """How far two faces' vote distributions overlap (Bhattacharyya coefficient, sum of
+    sqrt(p_a * p_b)): 1 when people would name the two faces' expressions in the same proportions,
+    0 when no expression is named for both. A face against itself is always 1."""
+    return np.sqrt(np.clip(votes_a * votes_b, 0, None)).sum(-1)
 
 
 def agreement(votes_a, votes_b):

@@ -39,8 +39,13 @@ def uncalibrated(logits: torch.Tensor) -> torch.Tensor:
 
 
 def calibrated(logits, calibration: dict) -> np.ndarray:
-    """Calibrated P(same expression) from pair-head logits (Platt scaling)."""
-    return 1 / (1 + np.exp(-(calibration["scale"] * np.asarray(logits) + calibration["bias"])))
+    """Calibrated P(same expression) from pair logits: Platt scaling, or beta calibration where
+    the calibration has a curvature (metrics.fit_beta)."""
+    x = np.asarray(logits, dtype=np.float64)
+    z = calibration["scale"] * x + calibration["bias"]
+    if calibration.get("curvature"):
+        z = z + calibration["curvature"] * (np.logaddexp(0, x) + np.logaddexp(0, -x))
+    return 1 / (1 + np.exp(-z))
 
 
 def is_same(probability, threshold: float):
@@ -55,13 +60,39 @@ def odd_one_out(similarity: np.ndarray) -> np.ndarray:
     return np.array([3, 2, 1])[np.argmax(np.asarray(similarity), axis=-1)]
 
 
-def fit_calibration(logits, target, same, /, **about) -> dict:
-    """Platt scaling of pair logits to target (0/1, or graded agreement), and the verdict
-    threshold that is most accurate on the same/different answers `same`; about: provenance."""
-    scale, bias = metrics.fit_platt(logits, target)
-    calibration = {"scale": scale, "bias": bias}
+def vote_target(model):
+    """What a model's probability is fitted to on pairs of vote-labelled faces, and its name.
+    Expression pair scores: how far the two faces' vote distributions overlap (metrics.overlap),
+    which is 1 for a face and itself, so a perfect copy can score as one. The pair head (older
+    models): rater agreement, which a face the raters split on never reaches, even with itself."""
+    if model.config.pair_score == "expressions":
+        return metrics.overlap, "vote overlap"
+    return metrics.agreement, "rater agreement"
+
+
+def fit_options(model) -> dict:
+    """How a model's calibration is fitted. Expression pair scores: beta calibration (their
+    overlaps bend where a logistic curve cannot follow), and the verdict fixed at 0.5, so that the
+    verdict and the percentage never disagree. The pair head (older models): Platt scaling and
+    the most accurate threshold."""
+    return {"threshold": 0.5, "curved": True} if model.config.pair_score == "expressions" else {}
+
+
+def fit_calibration(logits, target, same, /, threshold=None, curved=False, **about) -> dict:
+    """Platt (or, curved, beta) calibration of pair logits to target (0/1, or graded), and the
+    verdict threshold: the one given, else the most accurate on the same/different answers `same`;
+    about: provenance."""
+    if curved:
+        scale, bias, curvature = metrics.fit_beta(logits, target)
+        calibration = {"scale": scale, "bias": bias, "curvature": curvature}
+    else:
+        scale, bias = metrics.fit_platt(logits, target)
+        calibration = {"scale": scale, "bias": bias}
     probabilities = calibrated(logits, calibration)
-    threshold, acc = metrics.best_threshold(probabilities, same)
+    if threshold is None:
+        threshold, acc = metrics.best_threshold(probabilities, same)
+    else:
+        acc = metrics.accuracy(probabilities, same, threshold)
     ece, _ = metrics.reliability(probabilities, target)
     return dict(calibration, threshold=threshold, fitted_on_pairs=int(len(logits)), **about,
                 fit_accuracy=round(acc, 4), fit_ece=round(ece, 4))

@@ -123,10 +123,10 @@ def test_rank_orders_photos_and_lists_the_faceless_last(client, comparer, photos
                                       [handle_file(str(p)) for p in candidates],
                                       api_name="/rank")
     expected = comparer.rank(photos["astronaut"], candidates)
-    assert [r["name"] for r in ranking] == [Path(r.source).name for r in expected]
+    assert [r["name"] for r in ranking] == [Path(r.source).stem for r in expected]
     assert [r["probability"] for r in ranking[:3]] == pytest.approx(
         [r.probability for r in expected[:3]], abs=1e-3)
-    assert ranking[-1]["name"] == no_face_jpg.name and "no face" in ranking[-1]["error"]
+    assert ranking[-1]["name"] == no_face_jpg.stem and "no face" in ranking[-1]["error"]
     assert ranking[-1]["rank"] is None and str(no_face_jpg.parent) not in ranking[-1]["error"]
     assert len(gallery) == 3 and gallery[0]["caption"].startswith("1. ")
 
@@ -364,3 +364,12 @@ def test_app_py_makes_no_request_off_this_machine(random_checkpoint, photos, tmp
         proc.wait(timeout=30)
     attempts = log.read_text() if log.exists() else ""
     assert attempts == "", f"the app tried to reach other machines:\n{attempts}"
+
+
+def test_the_pages_api_snippet_runs_as_shown(served, capsys):
+    """What *Use it from a program (API)* shows, with this server's address filled in as the
+    browser fills it: it downloads two example photos from the app and gets a verdict."""
+    from fecsim.web import api_help
+    exec(compile(api_help.snippet().replace(api_help.PAGE, served[0]), "snippet", "exec"), {})
+    verdict, ranking = capsys.readouterr().out.strip().splitlines()[-2:]
+    assert verdict.split()[0] in ("same", "different") and "'rank': 1" in ranking

@@ -39,6 +39,16 @@ def test_largest_of_several_faces_is_used_and_others_reported(cropper, astronaut
     assert other.box[0] > 512
 
 
+def test_a_finer_search_finds_the_faces_too_small_to_use(cropper, astronaut):
+    # A group photo: one face large enough, one under 8 % of the photo's width (the back row).
+    canvas = Image.new("RGB", (1000, 520), (230, 230, 230))
+    canvas.paste(Image.fromarray(astronaut), (0, 4))
+    canvas.paste(Image.fromarray(astronaut).resize((160, 160)), (700, 150))
+    assert len(cropper.detect(canvas)) == 1
+    finer = cropper.detect(canvas, finer=True)
+    assert len(finer) == 2 and finer[1][0] > 700
+
+
 def test_pixel_box_skips_detection(cropper, astronaut):
     face = cropper(astronaut, box=(180, 60, 268, 172))
     assert face.box == (180.0, 60.0, 268.0, 172.0) and face.found == []

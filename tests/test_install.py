@@ -21,18 +21,18 @@ def test_an_installed_copy_finds_the_shipped_model_and_examples(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     check = ("from fecsim import ExpressionComparer, checkpoint\n"
-             "from fecsim.web.results import example_files\n"
+             "from fecsim import shipped_examples\n"
              "comparer = ExpressionComparer.load(device='cpu')\n"
              "print(comparer.path)\n"
-             "print(len(example_files('pairs')), len(example_files('triplets')))\n")
+             "print(len(shipped_examples.photos()), len(shipped_examples.triplets()))\n")
     env = dict(os.environ, PYTHONPATH=str(target))
     run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
                          cwd=elsewhere, env=env)
     assert run.returncode == 0, run.stderr
     path, counts = run.stdout.splitlines()
-    assert Path(path).is_relative_to(target) and Path(path).name == "fecsim-ferplus.safetensors"
+    assert Path(path).is_relative_to(target) and Path(path).name == "fecsim-v3.safetensors"
     assert all(int(n) > 0 for n in counts.split())
-    a, b = sorted((ROOT / "examples" / "pairs").iterdir())[0].glob("*.jpg")
+    a, b = sorted((ROOT / "examples" / "photos").glob("happy-*.jpg"))[:2]
     compare = subprocess.run([sys.executable, "-m", "fecsim", "compare", str(a), str(b)],
                              capture_output=True, text=True, cwd=elsewhere, env=env)
     assert compare.returncode == 0, compare.stderr

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from fecsim import ExpressionComparer
-from fecsim.live import find_face, score_frame
+from fecsim.live import find_face
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +31,3 @@ def test_a_lost_face_is_searched_for_in_the_whole_frame(comparer, astronaut):
     box, _ = find_face(comparer, framed(astronaut, 20), near=(500, 300, 600, 400))
     assert box[0] < 300
 
-
-def test_a_frame_without_a_face_scores_none(comparer, astronaut):
-    reference = comparer.features([comparer.face(astronaut)])
-    scored = score_frame(comparer, reference, np.full((480, 640, 3), 90, np.uint8))
-    assert scored.probability is None and scored.box is None
-    scored = score_frame(comparer, reference, framed(astronaut, 300))
-    assert 0 <= scored.probability <= 1 and scored.box is not None

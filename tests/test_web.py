@@ -1,5 +1,6 @@
 """The web app's handlers called directly, as the page's events call them (no server): fast tier.
 The end-to-end runs through a server and a browser are in test_app.py and test_browser.py."""
+import re
 from pathlib import Path
 
 import gradio as gr
@@ -14,11 +15,11 @@ from fecsim.web import build_demo, html
 from fecsim.web.compare import compare, flag
 from fecsim.web.context import AppContext, bind
 from fecsim.web.flags_download import download_flags
-from fecsim.web.live_mirror import live_frame, set_reference
+from fecsim.web.live_mirror import live_frame, next_student, set_reference
 from fecsim.web.odd_one_out import highlight_odd, odd_one_out
 from fecsim.web.parts import captured, shown_error
-from fecsim.web.ranking import add_capture, rank
 from fecsim.uploads import Uploads
+from fecsim.web.ranking import add_capture, rank, show_ranking
 from fecsim.web.results import ResultStore
 
 
@@ -107,8 +108,13 @@ def test_odd_one_out_highlights_the_odd_face(ctx, astronaut_jpg, two_jpg):
 
 def test_rank_lists_the_faceless_last(ctx, astronaut_jpg, two_jpg, no_face_jpg):
     gallery, table = rank(ctx, str(astronaut_jpg), [str(no_face_jpg), str(two_jpg)])
-    assert [row["name"] for row in table] == [two_jpg.name, no_face_jpg.name]
+    assert [row["name"] for row in table] == ["two", "coffee"]
     assert table[1]["rank"] is None and table[1]["error"] and len(gallery) == 1
+    message, shown, download = show_ranking(ctx, table)
+    assert "<td>two</td>" in shown and "not scored: no face found" in shown
+    csv_path = Path(download.value["path"])
+    assert csv_path.name == "ranking.csv"
+    assert csv_path.read_text().splitlines()[2].startswith(',coffee,,"not scored: no face found')
     with pytest.raises(gr.Error, match="No photos to rank"):
         rank(ctx, str(astronaut_jpg), [])
 
@@ -117,16 +123,21 @@ def test_captures_and_the_live_mirror(ctx, astronaut, astronaut_jpg):
     with pytest.raises(gr.Error, match="Start the camera first"):
         captured(ctx, None)
     assert Image.open(captured(ctx, astronaut)).size == (512, 512)
-    photos = add_capture(ctx, astronaut, [str(astronaut_jpg)])
-    assert len(photos) == 2 and photos[1].endswith("capture-2.jpg")
-    crop, state, history, best = set_reference(ctx, str(astronaut_jpg))
-    assert Image.open(crop).size == (48, 48) and history == [] and best is None
-    shown, track, history, best, _ = live_frame(ctx, astronaut, state, None, history, best)
-    assert track is not None and len(history) == 1 and best == history[0]
-    assert f"{best:.0%}" in shown
+    photos, name = add_capture(ctx, astronaut, [str(astronaut_jpg)], "Ana")
+    assert len(photos) == 2 and Path(photos[1]).name == "Ana.jpg" and name == ""
+    photos, _ = add_capture(ctx, astronaut, photos, "")
+    assert Path(photos[2]).name == "capture 3.jpg"
+    assert "Choose a reference face first" in live_frame(ctx, astronaut, Session())[0]
+    crop = set_reference(ctx, str(astronaut_jpg), Session())
+    assert Image.open(crop).size == (48, 48)
+    shown, frame = live_frame(ctx, astronaut, Session())
+    assert "1 frame scored" in shown and "1 person live" in shown and frame is astronaut
     blank = np.full((240, 320, 3), 128, np.uint8)
-    shown, _, history, best_after, _ = live_frame(ctx, blank, state, None, history, best)
-    assert "no face" in shown and history[-1] is None and best_after == best
+    shown, _ = live_frame(ctx, blank, Session())
+    assert "no face" in shown and "1 frame scored" in shown
+    assert "Next student" in next_student(ctx, Session())
+    assert "0 frames scored" in live_frame(ctx, blank, Session())[0]
+    assert set_reference(ctx, None, Session()) is None   # the reference removed
 
 
 def test_flags_download_needs_the_token(ctx, monkeypatch, tmp_path):
@@ -176,7 +187,7 @@ def test_a_server_file_named_by_a_call_is_refused_alike_whether_it_exists_or_not
                 rank(strict, uploaded(mine), [uploaded(mine), value])
             messages.add(refused.value.message.replace("Photo 2", "Image A"))
             with pytest.raises(gr.Error):
-                set_reference(strict, value)
+                set_reference(strict, value, Session())
     assert messages == {"Image A: not a photo uploaded to this app: upload it (from a script, "
                         "gradio_client's handle_file)"}
     assert compare(strict, uploaded(mine), uploaded(mine))[-2]["probability"] >= 0
@@ -255,3 +266,71 @@ def test_the_start_up_sweep_reaches_captures_and_gradios_leftovers(ctx, tmp_path
                results=ResultStore(tmp_path / "results", cache=tmp_path / "cache"))
     assert not capture.exists() and not leftover.exists()
     assert not capture.parent.exists()
+
+
+
+def test_the_page_says_which_face_was_used_and_how_many_were_too_small(ctx, two_jpg, astronaut,
+                                                                       tmp_path):
+    note = html.verdict(compare(ctx, str(two_jpg), str(two_jpg))[-2])
+    assert "2 faces in A; 2 faces in B. The largest is used" in note
+    note = html.verdict(compare(ctx, str(two_jpg), str(two_jpg), face_a=2)[-2])
+    assert "face 2 of 2 in A; 2 faces in B" in note   # B still on its largest
+    note = html.verdict(compare(ctx, str(two_jpg), str(two_jpg), face_a=2, face_b=2)[-2])
+    assert "face 2 of 2 in B" in note and "largest" not in note
+    # A group photo whose second face is under the size detection uses (the back row).
+    group = Image.new("RGB", (1000, 520), (230, 230, 230))
+    group.paste(Image.fromarray(astronaut), (0, 4))
+    group.paste(Image.fromarray(astronaut).resize((160, 160)), (700, 150))
+    group.save(tmp_path / "group.jpg", quality=92)
+    details = compare(ctx, str(tmp_path / "group.jpg"), str(two_jpg))[-2]
+    assert details["too_small_a"] == 1 and details["too_small_b"] == 0
+    assert "1 face in A (and 1 too small to use)" in html.verdict(details)
+
+
+def test_the_verdict_is_a_mark_and_a_word_not_only_a_colour():
+    details = {"same": False, "probability": 0.1, "threshold": 0.28, "verdict": "different expression",
+               "faces_found_a": [[0, 0, 1, 1]], "faces_found_b": [[0, 0, 1, 1]], "model_seconds": 0.2,
+               "seconds": 0.3}
+    shown = html.verdict(details)
+    assert "\u2717</span> Different expression" in shown and "fecsim-different" in shown
+    assert "\u2713</span> Same expression" in html.verdict(dict(details, same=True, probability=0.9,
+                                                                 verdict="same expression"))
+
+
+def luminance(colour: str) -> float:
+    channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.parametrize("mode, backgrounds", [
+    (":root", ["#ffffff", "#fafafa"]),               # gradio's light page and panels
+    (".dark", ["#0f0f11", "#18181b", "#27272a"]),    # its dark page, panels and blocks
+])
+def test_the_palette_meets_wcag_aa(mode, backgrounds):
+    """Text 4.5:1 against every background it sits on; the bar 3:1 against its track (WCAG's
+    non-text contrast); the primary button's white text 4.5:1."""
+    block = re.search(re.escape(mode) + r" \{([^}]*)\}", html.CSS).group(1)
+    colour = dict(re.findall(r"--([\w-]+): (#[0-9a-f]{6})", block))
+    texts = ("fecsim-same", "fecsim-different", "fecsim-note", "body-text-color-subdued")
+    for text in (t for t in texts if t in colour):   # gradio's subdued grey: light mode only
+        assert min(contrast(colour[text], bg) for bg in backgrounds) >= 4.5, text
+    assert contrast(colour["fecsim-error-text"], colour["fecsim-error-fill"]) >= 4.5
+    for fill in ("fecsim-same", "fecsim-different", "fecsim-mark"):
+        assert contrast(colour[fill], colour["fecsim-track"]) >= 3, fill
+    assert contrast("#ffffff", colour["button-primary-background-fill"]) >= 4.5
+
+
+def test_the_verdict_says_how_each_face_was_read():
+    details = {"same": True, "probability": 0.8, "threshold": 0.5, "verdict": "same expression",
+               "model_seconds": 0.1, "seconds": 0.2}
+    both = dict(details, views_a=["appearance", "geometry"], views_b=["appearance", "geometry"])
+    assert "Both faces read by their look and shape." in html.verdict(both)
+    one = dict(details, views_a=["appearance", "geometry"], views_b=["appearance"])
+    assert "Face A read by its look and shape; B by its look alone." in html.verdict(one)
+    assert "Both faces read by their look." in html.verdict(details)   # older models

@@ -34,6 +34,15 @@ class TrainConfig:
     # model
     head: str = "similarity"              # "similarity" (ours) or "concat" (thesis)
     embed_dim: int = 128
+    pair_score: str = "head"              # "head": the pair head's logit; "expressions": how far the two
+                                          # faces' expression distributions overlap (a face and itself: 1)
+    pair_temperature: float = 1.0         # expressions: the distributions are sharpened by this for pairs
+    geometry: bool = False                # a second view: each face's blendshapes at full resolution
+                                          # (fecsim/geometry.py; needs mediapipe)
+    head_only: bool = False               # train only the expression heads on init_from's trunk, frozen,
+                                          # from each training face's stored features (train/heads.py)
+    logit_adjust: float = 0.0             # head_only: lean the classifier away from common expressions
+                                          # by this * log(class prior) (Menon et al., 2021)
     pair_hidden: int = 64
     image_size: int = 64                  # FER2013's 48 px faces upscaled (detected faces go through 48 px
                                           # too): ResNet18's stride-32 stages get room to work

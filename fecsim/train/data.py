@@ -82,37 +82,41 @@ def folder_tensor(root, size: int, grey: bool = True, workers: int = 0):
     return torch.stack(images), targets_of(folder), folder.classes
 
 
-def sample_pairs(labels, n: int, seed: int) -> np.ndarray:
-    """n pairs (i, j, same), half with the same label and half different, fixed by seed."""
+def sample_pairs(labels, n: int, seed: int, groups=None) -> np.ndarray:
+    """n pairs (i, j, same), half with the same label and half different, fixed by seed.
+    groups (e.g. the person in each photo): the two faces of a pair come from different groups."""
     labels = np.asarray(labels)
+    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
     rng = np.random.default_rng(seed)
-    by_label = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
     rows = []
     while len(rows) < n:
         same = len(rows) % 2 == 0
         i = int(rng.integers(len(labels)))
-        pool = by_label[labels[i]] if same else np.flatnonzero(labels != labels[i])
-        pool = pool[pool != i]
+        pool = np.flatnonzero(((labels == labels[i]) == same) & (groups != groups[i]))
         if len(pool) == 0:
             continue
         rows.append((i, int(rng.choice(pool)), int(same)))
     return np.array(rows, dtype=np.int64)
 
 
-def sample_triplets(labels, n: int, seed: int) -> np.ndarray:
-    """n triplets (i, j, k, odd): two share a label, the odd one (1, 2 or 3) has another."""
+def sample_triplets(labels, n: int, seed: int, groups=None) -> np.ndarray:
+    """n triplets (i, j, k, odd): two share a label, the odd one (1, 2 or 3) has another.
+    groups (e.g. the person in each photo): the three faces come from three different groups."""
     labels = np.asarray(labels)
+    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
     rng = np.random.default_rng(seed)
-    by_label = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
     rows = []
     while len(rows) < n:
         anchor = int(rng.integers(len(labels)))
-        mates = by_label[labels[anchor]]
-        mates = mates[mates != anchor]
+        mates = np.flatnonzero((labels == labels[anchor]) & (groups != groups[anchor]))
         if len(mates) == 0:
             continue
         mate = int(rng.choice(mates))
-        odd_image = int(rng.choice(np.flatnonzero(labels != labels[anchor])))
+        odds = np.flatnonzero((labels != labels[anchor]) & (groups != groups[anchor])
+                              & (groups != groups[mate]))
+        if len(odds) == 0:
+            continue
+        odd_image = int(rng.choice(odds))
         odd = int(rng.integers(3)) + 1
         same_pair = [anchor, mate]
         order = same_pair[: odd - 1] + [odd_image] + same_pair[odd - 1:]

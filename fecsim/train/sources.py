@@ -108,7 +108,7 @@ class Folders:
         s, votes = self.config, getattr(self.val_folder, "votes", None)
         images, labels = ((self.val_folder, self.val_folder.targets) if votes is not None
                           else (self.val_images, self.val_labels))
-        z = evaluate.dataset_features(encoder, images, view, device, workers=s.workers)
+        z = evaluate.dataset_features(encoder, images, view, device, workers=s.workers, model=model)
         return evaluate.calibrate(model, z, np.asarray(labels), s.val_pairs, s.eval_seed, device,
                                   None if votes is None else votes.numpy())
 

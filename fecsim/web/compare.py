@@ -16,7 +16,8 @@ from ..flags import ANSWERS, CONSENT_TEXT, kept_until
 from ..text import MAX_TEXT_INPUT
 from . import html, parts
 from .context import AppContext, bind, kept_for_the_page
-from .results import draw_boxes, example_files
+from ..shipped_examples import pairs as example_pairs
+from .results import draw_boxes
 
 SAME, DIFFERENT = list(ANSWERS)
 FLAG_TITLE = "Not flagged"
@@ -25,18 +26,27 @@ CAMERA_EVERY = 0.2  # seconds between the frames a capture camera keeps
 
 def choose_box(ctx: AppContext, path: str, box_text, face_number, label: str):
     """The box to use for one photo: the typed box, else the chosen detected face, else None
-    (the largest face). Returns (box, every detected box or None when detection was skipped)."""
+    (the largest face). Returns (box, every detected box or None when detection was skipped,
+    which face: "box" or its number)."""
     box = parse_box(box_text, label)
     if box is not None:
-        return box, None
+        return box, None, "box"
     n = parse_face_number(face_number, label)
     if n == 1:
-        return None, None
+        return None, None, 1
     found = ctx.comparer.face(path).found
     if n > len(found):
         raise BoxError(source=label, reason=f"face {n} was asked for but {len(found)} face"
                        f"{'s were' if len(found) != 1 else ' was'} found")
-    return found[n - 1], found
+    return found[n - 1], found, n
+
+
+def too_small(ctx: AppContext, image, found: list) -> int:
+    """How many faces the photo holds besides those found, too small for detection to use (a
+    group photo's back row): a finer search counts them."""
+    if not found:   # a typed box: nothing was searched
+        return 0
+    return max(0, len(ctx.comparer.cropper.detect(image, finer=True)) - len(found))
 
 
 @kept_for_the_page
@@ -55,8 +65,8 @@ def compare(ctx: AppContext, image_a, image_b, box_a=None, box_b=None, face_a=No
     image_a, image_b = paths.values()
     parts.require(paths)
     try:
-        chosen_a, found_a = choose_box(ctx, image_a, box_a, face_a, "Image A")
-        chosen_b, found_b = choose_box(ctx, image_b, box_b, face_b, "Image B")
+        chosen_a, found_a, used_a = choose_box(ctx, image_a, box_a, face_a, "Image A")
+        chosen_b, found_b, used_b = choose_box(ctx, image_b, box_b, face_b, "Image B")
         result = ctx.compare(image_a, image_b, chosen_a, chosen_b)
     except FecsimError as exc:
         raise parts.user_error(exc, paths) from None
@@ -65,7 +75,11 @@ def compare(ctx: AppContext, image_a, image_b, box_a=None, box_b=None, face_a=No
     details = dict(result.to_dict(), model_seconds=round(result.seconds, 3),
                    faces_found_a=[list(b) for b in (found_a if found_a is not None else fa.found)],
                    faces_found_b=[list(b) for b in (found_b if found_b is not None else fb.found)],
-                   checkpoint=comparer.path.name, checkpoint_sha256=comparer.sha256)
+                   checkpoint=comparer.path.name, checkpoint_sha256=comparer.sha256,
+                   face_a=used_a, face_b=used_b)
+    details["too_small_a"], details["too_small_b"] = comparer.detect_pool.map(
+        lambda k: too_small(ctx, result.faces["ab".index(k)].image, details[f"faces_found_{k}"]),
+        "ab")
     # Drawn on the photo as the model worked on it (a large one reduced): boxes scaled to it.
     boxed = [ctx.results.saved(draw_boxes(f.image, f.on_image(f.box),
                                           [f.on_image(b) for b in details[f"faces_found_{k}"]]),
@@ -93,11 +107,10 @@ def flag(ctx: AppContext, state, answer, agreed):
     if state["flagged"]:
         raise parts.page_error("This result is already flagged.", FLAG_TITLE)
     if answer not in ANSWERS:
-        raise parts.page_error(f"Choose the right answer first ({SAME} or {DIFFERENT}).",
-                               FLAG_TITLE)
+        raise parts.page_error(f"Choose the right answer first ({SAME} or {DIFFERENT}).", FLAG_TITLE)
     if agreed is not True:
-        raise parts.page_error("Nothing was stored: tick the box to agree to storing the "
-                               "photos.", FLAG_TITLE)
+        raise parts.page_error("Nothing was stored: tick the box to agree to storing the photos.",
+                               FLAG_TITLE)
     try:
         ctx.logger.flag([state["original_a"], state["original_b"], state["crop_a"],
                          state["crop_b"], state["result"]], flag_option=answer, consent=True)
@@ -105,6 +118,11 @@ def flag(ctx: AppContext, state, answer, agreed):
         raise parts.page_error(f"{exc.reason[0].upper()}{exc.reason[1:]}.", FLAG_TITLE) from None
     state = dict(state, flagged=True)
     return f"Flagged: the right answer is **{answer}**. Thank you.", state
+
+
+def example_pair(index: int):
+    """The photos of the example clicked (then compared at once)."""
+    return example_pairs()[index].photos
 
 
 def show_verdict(details):
@@ -127,49 +145,55 @@ def storage_note(flag_dir: Path) -> str:
 
 def expressions(label: str, elem_id: str) -> gr.Label:
     """A face's top 3 expressions, from the model's classifier."""
-    return gr.Label(label=label, num_top_classes=3, elem_id=elem_id)
+    return gr.Label(label=label, num_top_classes=3, elem_id=elem_id, show_heading=False)
 
 
 def build(ctx: AppContext):
-    with gr.Tab("Compare two faces"):
-        with gr.Row():
-            image_a = parts.photo_input("Image A", "image_a")
-            image_b = parts.photo_input("Image B", "image_b")
-            with gr.Column(min_width=240):
-                camera = parts.camera("camera")
-                with gr.Row():
-                    capture_a = gr.Button("Capture as A", elem_id="capture_a")
-                    capture_b = gr.Button("Capture as B", elem_id="capture_b")
-                countdown = gr.Checkbox(False, label="3-second countdown", elem_id="countdown")
-                gr.HTML('<div id="countdown_display" class="fecsim-live"></div>')
-        latest_frame = gr.State(None)
-        with gr.Accordion("Choose the face (optional)", open=False):
-            gr.Markdown("The largest face is used. Type a box in pixels, or pick another "
-                        "detected face by its number on the result (1 = largest).")
-            with gr.Row():
-                # Capped on the page; the server refuses a longer one unread (faces.parse_box).
-                box_a = gr.Textbox(label="Box in A (x0, y0, x1, y1)", elem_id="box_a",
-                                   max_length=MAX_TEXT_INPUT)
-                box_b = gr.Textbox(label="Box in B (x0, y0, x1, y1)", elem_id="box_b",
-                                   max_length=MAX_TEXT_INPUT)
-            with gr.Row():
-                face_a = gr.Number(1, label="Face in A", precision=0, minimum=1)
-                face_b = gr.Number(1, label="Face in B", precision=0, minimum=1)
-        gr.Examples(example_files("pairs"), [image_a, image_b], label="Example pairs",
-                    cache_examples=False, examples_per_page=8)
-        compare_button = gr.Button("Compare", variant="primary", elem_id="compare")
-        # The verdict, and beside it both crops side by side with their expressions; on a
-        # phone the crops wrap under the verdict, still side by side.
-        with gr.Row(equal_height=False, elem_id="result"):
-            with gr.Column(min_width=300):
-                verdict = gr.HTML(elem_id="verdict", min_height=0)
-            with gr.Column(min_width=320):
+    with gr.Tab("Compare", id="compare_tab"):
+        # Inputs on the left, the result beside them (and kept in view while the page scrolls):
+        # at 1280x720 a whole capture round needs no scrolling. On a phone they stack.
+        with gr.Row(equal_height=False, elem_id="compare_layout"):
+            with gr.Column(scale=3, min_width=320, elem_id="compare_inputs"):
                 with gr.Row(equal_height=False):
-                    with gr.Column(min_width=150):
-                        crop_a = parts.result_image("Crop A (model's view)", "crop_a", 180)
+                    image_a = parts.photo_input("Image A", "image_a", 200)
+                    image_b = parts.photo_input("Image B", "image_b", 200)
+                    with gr.Column(min_width=220):
+                        camera = parts.camera("camera", 200)
+                        with gr.Row():
+                            capture_a = gr.Button("Capture as A", elem_id="capture_a", min_width=100)
+                            capture_b = gr.Button("Capture as B", elem_id="capture_b", min_width=100)
+                        countdown = gr.Checkbox(False, label="3-second countdown",
+                                                elem_id="countdown")
+                        gr.HTML('<div id="countdown_display" class="fecsim-live"></div>')
+                latest_frame = gr.State(None)
+                examples = gr.Dataset(
+                    components=[gr.Image(visible=False), gr.Image(visible=False),
+                                gr.Textbox(visible=False)],
+                    samples=[[*e.photos, e.caption] for e in example_pairs()],
+                    headers=["A", "B", "What to expect"], type="index",
+                    label="Examples: click one to compare it", elem_id="pair_examples",
+                    samples_per_page=8, layout="table")
+                with gr.Accordion("Choose the face (optional)", open=False, elem_id="choose_face"):
+                    gr.Markdown("The largest face is used. Type a box in pixels, or "
+                                "pick another detected face by its number on the "
+                                "result (1 = largest).")
+                    with gr.Row():
+                        box_a = gr.Textbox(label="Box in A (x0, y0, x1, y1)", elem_id="box_a",
+                                           max_length=MAX_TEXT_INPUT)
+                        box_b = gr.Textbox(label="Box in B (x0, y0, x1, y1)", elem_id="box_b",
+                                           max_length=MAX_TEXT_INPUT)
+                    with gr.Row():
+                        face_a = gr.Number(1, label="Face in A", precision=0, minimum=1)
+                        face_b = gr.Number(1, label="Face in B", precision=0, minimum=1)
+            with gr.Column(scale=2, min_width=320, elem_id="result"):
+                compare_button = gr.Button("Compare", variant="primary", elem_id="compare")
+                verdict = gr.HTML(elem_id="verdict", min_height=0)
+                with gr.Row(equal_height=False):
+                    with gr.Column(min_width=140):
+                        crop_a = parts.result_image("Crop A (model's view)", "crop_a", 140)
                         expressions_a = expressions("Expression in A", "expressions_a")
-                    with gr.Column(min_width=150):
-                        crop_b = parts.result_image("Crop B (model's view)", "crop_b", 180)
+                    with gr.Column(min_width=140):
+                        crop_b = parts.result_image("Crop B (model's view)", "crop_b", 140)
                         expressions_b = expressions("Expression in B", "expressions_b")
         with gr.Row():
             boxed_a = parts.result_image("Faces found in A (1 = largest)", "boxed_a")
@@ -206,6 +230,9 @@ def build(ctx: AppContext):
             bind(parts.captured, ctx), latest_frame, image, api_visibility="private",
             concurrency_limit=None)
     _wire_compare(ctx, taken.success, inputs, [*results, last], shown)  # B captured: compare
+    loaded = examples.click(example_pair, examples, [image_a, image_b], queue=False,
+                            api_visibility="private")
+    _wire_compare(ctx, loaded.then, inputs, [*results, last], shown)  # an example runs at once
 
 
 def _wire_compare(ctx: AppContext, trigger, inputs, outputs, shown, api_name=None):

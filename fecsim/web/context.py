@@ -1,6 +1,6 @@
 """What every tab of the page shares: the one model, where flags go, the result files, the errors
-waiting for their page, which files a call may name, and the GPU hook. One AppContext per page
-replaces module globals.
+waiting for their page, which files a call may name, the live mirrors' room, and the GPU hook.
+One AppContext per page replaces module globals.
 
 The model is loaded on the CPU. On a GPU machine (a Hugging Face ZeroGPU Space among them) it is
 moved to CUDA only inside the functions decorated with spaces.GPU, which is where ZeroGPU allows
@@ -20,9 +20,11 @@ import torch
 
 from ..flags import PairFlagLogger
 from ..inference import ExpressionComparer
+from ..live_room import LiveRoom
+from ..shipped_examples import ROOT as EXAMPLES
 from ..tokens import TokenGate
 from ..uploads import Uploads, upload_folder
-from .results import EXAMPLES, ResultStore
+from .results import ResultStore
 
 try:  # Hugging Face Spaces: runs the decorated function with a GPU attached.
     import spaces
@@ -72,6 +74,7 @@ class AppContext:
         if self.uploads is None:
             self.uploads = Uploads(upload_folder(), EXAMPLES, self.results.folder)
         self.results.sweep(at_once=True)   # what a crash or an earlier run left
+        self.live = LiveRoom(self.comparer)  # every page's live mirror
         _contexts[self.id] = self
 
     # The model's calls, each inside the GPU hook. They take the context's id, not the context:

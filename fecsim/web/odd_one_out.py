@@ -10,7 +10,7 @@ import gradio as gr
 from ..errors import FecsimError
 from . import parts
 from .context import AppContext, bind, kept_for_the_page
-from .results import example_files
+from .. import shipped_examples
 
 
 @kept_for_the_page
@@ -38,6 +38,11 @@ def highlight_odd(details):
             for i in (1, 2, 3)]
 
 
+def example_triplet(index: int):
+    """The photos of the example clicked (then run at once)."""
+    return shipped_examples.triplets()[index].photos
+
+
 def cleared_result():
     """A changed photo clears the old answer."""
     return None, None, None, "", None, None
@@ -58,15 +63,20 @@ def build(ctx: AppContext):
                                       elem_id="pair_probabilities", show_heading=False)
         with gr.Accordion("Details", open=False):
             details = gr.JSON(label="Details")
-        gr.Examples(example_files("triplets"), trio, label="Example triplets",
-                    cache_examples=False)
+        samples = gr.Dataset(
+            components=[gr.Image(visible=False)] * 3 + [gr.Textbox(visible=False)],
+            samples=[[*t.photos, t.caption] for t in shipped_examples.triplets()], type="index",
+            headers=["1", "2", "3", "What to expect"], layout="table",
+            label="Examples: click one to run it", elem_id="triplet_examples")
 
     outputs = [*crops, answer, pair_probabilities, details]
-    event = odd_button.click(bind(odd_one_out, ctx), trio, outputs, api_name="odd_one_out",
-                             preprocess=False, show_progress_on=[answer],
-                             concurrency_id=parts.MODEL)
-    event.success(highlight_odd, details, crops, queue=False, api_visibility="private")
-    event.failure(bind(parts.shown_error, ctx), None, answer, queue=False,
-                  api_visibility="private")
+    loaded = samples.click(example_triplet, samples, trio, queue=False, api_visibility="private")
+    for trigger, api_name in ((odd_button.click, "odd_one_out"), (loaded.then, None)):
+        event = trigger(bind(odd_one_out, ctx), trio, outputs, api_name=api_name,
+                        api_visibility="public" if api_name else "private", preprocess=False,
+                        show_progress_on=[answer], concurrency_id=parts.MODEL)
+        event.success(highlight_odd, details, crops, queue=False, api_visibility="private")
+        event.failure(bind(parts.shown_error, ctx), None, answer, queue=False,
+                      api_visibility="private")
     for component in trio:
         component.change(cleared_result, None, outputs, queue=False, api_visibility="private")

@@ -17,8 +17,8 @@ from .context import AppContext
 # live mirror's reference): the queue's limit (one at a time) then holds across them all.
 MODEL = "model"
 MAX_ERROR = 400   # characters of an error message: it is kept per session and logged
+MAX_UPLOAD_MB = 25  # a larger file is refused by gradio in the browser, with only a toast
 log = logging.getLogger("fecsim.web")
-
 CAMERA_NOTE = ("Nothing from the camera is kept unless you flag a result: frames are scored in "
                "memory, captured photos stay in this server's temporary folders for at most an "
                "hour.")
@@ -39,8 +39,9 @@ def photo_paths(ctx: AppContext, values: dict) -> dict:
 def require(paths: dict):
     missing = [label for label, path in paths.items() if not path]
     if missing:
-        raise page_error(f"{' and '.join(missing)}: no photo given (upload one, or capture one "
-                         "with the camera)")
+        raise page_error(f"{' and '.join(missing)}: no photo given. Upload one (at most "
+                         f"{MAX_UPLOAD_MB} MB: a larger file is refused) or capture one with the "
+                         "camera.")
 
 
 def user_error(exc: FecsimError, paths: dict) -> gr.Error:
@@ -80,15 +81,15 @@ def captured(ctx: AppContext, frame):
     return ctx.results.saved(Image.fromarray(frame), "jpeg")
 
 
-def photo_input(label: str, elem_id: str) -> gr.Image:
+def photo_input(label: str, elem_id: str, height: int = 280) -> gr.Image:
     return gr.Image(label=label, sources=["upload", "clipboard"], type="filepath",
-                    elem_id=elem_id, height=280)
+                    elem_id=elem_id, height=height)
 
 
-def camera(elem_id: str) -> gr.Image:
+def camera(elem_id: str, height: int = 240) -> gr.Image:
     """A streaming webcam preview (mirrored, as people expect to see themselves)."""
     return gr.Image(label="Camera", sources=["webcam"], streaming=True, type="numpy",
-                    elem_id=elem_id, webcam_options=gr.WebcamOptions(mirror=True), height=240)
+                    elem_id=elem_id, webcam_options=gr.WebcamOptions(mirror=True), height=height)
 
 
 def result_image(label: str, elem_id: str, height: int = 240) -> gr.Image:

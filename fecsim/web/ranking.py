@@ -1,16 +1,17 @@
-"""Classroom tab: who copied it best? Photos ranked against a reference face. API: /rank."""
+"""Classroom tab: who copied it best? Photos ranked against a reference face: a table of rank,
+name, score and reason (photos that could not be scored included), downloadable as CSV, and the
+crops the model saw. Each capture can be named. API: /rank."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import gradio as gr
 from PIL import Image
 
+from .. import leaderboard
 from ..errors import FecsimError
 from ..images import check_request_pixels
 from ..text import bounded
-from . import parts
+from . import html, parts
 from .context import AppContext, bind, kept_for_the_page
 
 MAX_RANKED = 60  # photos ranked at once (30 take about 2 s on 2 CPU cores)
@@ -38,61 +39,80 @@ def rank(ctx: AppContext, reference, photos, request: gr.Request = None):
         ranked = ctx.rank(reference, paths)
     except FecsimError as exc:
         raise parts.user_error(exc, {"The reference": reference}) from None
-    names = {p: bounded(Path(p).name) for p in paths}
-    table, gallery = [], []
-    for i, r in enumerate(ranked, start=1):
-        name = names[r.source]
-        table.append({"rank": i if r.probability is not None else None, "name": name,
-                      "probability": None if r.probability is None else round(r.probability, 4),
-                      "error": r.error})
-        if r.face is not None:
-            gallery.append((ctx.results.saved(r.face.crop), f"{i}. {name}: {r.probability:.0%}"))
+    table = leaderboard.rows(ranked, {p: bounded(leaderboard.display_name(p)) for p in paths})
+    gallery = [(ctx.results.saved(r.face.crop), f"{row['rank']}. {row['name']}: "
+                f"{leaderboard.score_text(row)}") for r, row in zip(ranked, table) if r.face]
     return gallery, table
 
 
-def add_capture(ctx: AppContext, frame, photos):
-    """The camera's latest frame added to the photos to rank."""
+def show_ranking(ctx: AppContext, table):
+    """The ranking as the page's table, and as a CSV file to download."""
+    threshold = ctx.comparer.threshold
+    path = ctx.results.new_path("ranking.csv")
+    path.write_text(leaderboard.to_csv(table, threshold), encoding="utf-8")
+    return "", html.ranking_table(table, threshold), gr.DownloadButton(value=str(path),
+                                                                        visible=True)
+
+
+def add_capture(ctx: AppContext, frame, photos, name):
+    """The camera's latest frame added to the photos to rank, under the name typed (cleared for
+    the next student)."""
     if frame is None:
         parts.captured(ctx, frame)  # says why
     photos = [p for p in parts.photo_paths(
         ctx, {f"Photo {i}": p for i, p in enumerate(photos or [], start=1)}).values() if p]
-    path = ctx.results.capture_path(len(photos) + 1)
+    path = ctx.results.new_path(leaderboard.capture_name(name, photos))
     Image.fromarray(frame).save(path, quality=92)
-    return [*photos, str(path)]
+    return [*photos, str(path)], ""
 
 
-def cleared_message():
-    return ""
+def cleared_ranking():
+    return "", gr.DownloadButton(visible=False)
 
 
 def build(ctx: AppContext):
     with gr.Tab("Classroom: who copied it best?"):
-        gr.Markdown("## Who copied it best?\nOne reference face and a set of photos, "
-                    "uploaded together or captured one after another: they are ranked by "
-                    "P(same expression as the reference). " + parts.CAMERA_NOTE)
-        with gr.Row():
-            reference = gr.Image(label="Reference face", sources=["upload", "clipboard"],
-                                 type="filepath", elem_id="rank_reference", height=240)
-            photos = gr.File(label="Photos to rank", file_count="multiple",
-                             file_types=["image"], elem_id="rank_photos")
-            with gr.Column():
-                camera = parts.camera("rank_camera")
-                add_button = gr.Button("Capture into the set", elem_id="add_capture")
+        gr.Markdown("**Who copied it best?** One reference face and a set of photos, uploaded "
+                    "together or captured one after another: they are ranked by P(same expression "
+                    "as the reference). " + parts.CAMERA_NOTE)
+        # As on the compare tab: the inputs on the left, the ranking beside them.
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=320):
+                with gr.Row(equal_height=False):
+                    reference = gr.Image(label="Reference face", sources=["upload", "clipboard"],
+                                         type="filepath", elem_id="rank_reference", height=200)
+                    photos = gr.File(label="Photos to rank", file_count="multiple",
+                                     file_types=["image"], elem_id="rank_photos", height=200)
+                with gr.Row(equal_height=False):
+                    camera = parts.camera("rank_camera", 200)
+                    with gr.Column(min_width=200):
+                        name = gr.Textbox(label="Name for the next capture (optional)",
+                                          elem_id="capture_name", max_length=leaderboard.MAX_NAME)
+                        add_button = gr.Button("Capture into the set", elem_id="add_capture")
+            with gr.Column(scale=2, min_width=320, elem_id="ranking_result"):
+                rank_button = gr.Button("Rank", variant="primary", elem_id="rank")
+                message = gr.HTML(elem_id="rank_message")
+                table = gr.HTML(elem_id="ranking_table")
+                download = gr.DownloadButton("Download the ranking (CSV)", visible=False,
+                                             elem_id="ranking_csv", size="sm")
         latest = gr.State(None)
-        rank_button = gr.Button("Rank", variant="primary", elem_id="rank")
-        message = gr.HTML(elem_id="rank_message")
-        gallery = gr.Gallery(label="Ranking (best first)", columns=5, height="auto",
-                             elem_id="ranking_gallery", object_fit="contain")
-        with gr.Accordion("Ranking as a table", open=False):
+        gallery = gr.Gallery(label="The faces as the model saw them (best first)", columns=6,
+                             fit_columns=False, height=220, elem_id="ranking_gallery",
+                             object_fit="contain")
+        with gr.Accordion("Ranking as data (what /rank returns)", open=False):
             ranking = gr.JSON(label="Ranking")
 
     camera.stream(parts.latest_frame, camera, latest, stream_every=CAMERA_EVERY,
                   show_progress="hidden", concurrency_limit=None, api_visibility="private")
-    add_button.click(bind(add_capture, ctx), [latest, photos], photos,
+    add_button.click(bind(add_capture, ctx), [latest, photos, name], [photos, name],
                      api_visibility="private", concurrency_limit=None)
     event = rank_button.click(bind(rank, ctx), [reference, photos], [gallery, ranking],
-                              api_name="rank", preprocess=False, show_progress_on=[gallery],
+                              api_name="rank", preprocess=False, show_progress_on=[table],
                               concurrency_id=parts.MODEL)
-    event.success(cleared_message, None, message, queue=False, api_visibility="private")
+    event.success(bind(show_ranking, ctx), ranking, [message, table, download], queue=False,
+                  api_visibility="private")
     event.failure(bind(parts.shown_error, ctx), None, message, queue=False,
                   api_visibility="private")
+    for component in (reference, photos):
+        component.change(cleared_ranking, None, [table, download], queue=False,
+                         api_visibility="private")

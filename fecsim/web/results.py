@@ -1,5 +1,5 @@
 """The page's files: result images written once and swept when old, faces drawn with their boxes,
-camera captures, and the example photos."""
+and new files (camera captures, the ranking's CSV)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from ..files import shipped, write_atomic
+from ..files import write_atomic
 from ..retention import Sweeper
 from ..uploads import upload_folder
 
-EXAMPLES = shipped("examples")
 OUTPUTS = Path(tempfile.gettempdir()) / "fecsim-app"  # result images, named by content
 RESULT_MAX_AGE = 3600  # seconds a result image (ours, and gradio's cached copy) is kept:
 # a public app's disk must not fill up with users' photos
@@ -55,10 +54,11 @@ class ResultStore:
         self.sweep()
         return str(path)
 
-    def capture_path(self, number: int) -> Path:
-        """A new file for a camera capture (its own folder: the name shows in the photo list)."""
+    def new_path(self, name: str) -> Path:
+        """A new file of this name (a capture, a CSV) in a folder of its own: the name is what
+        the page's lists and downloads show."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix="capture-", dir=self.folder)) / f"capture-{number}.jpg"
+        return Path(tempfile.mkdtemp(prefix="file-", dir=self.folder)) / name
 
     def keep_sweeping(self) -> None:
         """Sweep every max_age / 6 in a background thread: an idle app keeps its promise too."""
@@ -86,20 +86,3 @@ def draw_boxes(image: Image.Image, box, found) -> Image.Image:
                   font_size=font_size, stroke_width=max(1, font_size // 12), stroke_fill=(0, 0, 0))
     draw.rectangle(box, outline=(0, 220, 0), width=width)
     return image
-
-
-def example_files(kind: str) -> list[list[str]]:
-    """examples/<kind>/<name>/*.jpg, each folder one example, files in name order."""
-    root = EXAMPLES / kind
-    if not root.is_dir():
-        return []
-    return [[str(p) for p in sorted(folder.glob("*.jpg"))]
-            for folder in sorted(root.iterdir()) if folder.is_dir()]
-
-
-def distinct_photos(examples: list[list[str]]) -> list[list[str]]:
-    """Each distinct photo of the examples once (several examples share a photo)."""
-    by_content = {}
-    for path in (p for example in examples for p in example):
-        by_content.setdefault(hashlib.sha256(Path(path).read_bytes()).digest(), path)
-    return [[p] for p in by_content.values()]
