@@ -8,9 +8,10 @@ import io
 import re
 from pathlib import Path
 
+from .text import spreadsheet_safe
+
 COLUMNS = ("rank", "name", "probability", "error")   # the /rank API's keys, kept as they were
 CSV_HEADER = ("rank", "name", "P(same expression)", "reason")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")     # a spreadsheet would run such a cell
 MAX_NAME = 40
 
 
@@ -71,5 +72,4 @@ def to_csv(table: list[dict], threshold: float) -> str:
 
 def safe_cell(text) -> str:
     """A text cell a spreadsheet shows as text: one starting like a formula gets a leading '."""
-    text = str(text)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return spreadsheet_safe(str(text))
