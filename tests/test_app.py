@@ -373,3 +373,14 @@ def test_the_pages_api_snippet_runs_as_shown(served, capsys):
     exec(compile(api_help.snippet().replace(api_help.PAGE, served[0]), "snippet", "exec"), {})
     verdict, ranking = capsys.readouterr().out.strip().splitlines()[-2:]
     assert verdict.split()[0] in ("same", "different") and "'rank': 1" in ranking
+
+
+def test_the_browser_keeps_no_run_history(served):
+    """Gradio's run history would keep every run's photos in the visitor's browser and offer to
+    upload them elsewhere; the page promises nothing is kept."""
+    import json
+    from urllib.request import urlopen
+    url, _ = served
+    with urlopen(url + "config", timeout=30) as response:
+        config = json.load(response)
+    assert config["run_history"] is False

@@ -61,9 +61,11 @@ def build_demo(checkpoint_path=None, flag_dir=None, comparer=None,
 
 def launch(demo: gr.Blocks, host="127.0.0.1", port=7860, share=False, **kwargs):
     # The example photos are served (the examples and the API snippet use them); gradio's own
-    # "Use via API" page is left out of the footer for api_help's working snippet.
+    # "Use via API" page is left out of the footer for api_help's working snippet. No run
+    # history: gradio would keep every run's photos in the browser (a shared classroom computer)
+    # and offer to save them to an outside service, where the page promises nothing is kept.
     return demo.launch(server_name=host, server_port=port, share=share,
                        css=html.CSS + live_html.CSS, js=html.ON_LOAD,
                        max_file_size=MAX_FILE_SIZE, ssr_mode=False,
                        allowed_paths=[str(shipped_examples.ROOT)],
-                       footer_links=["gradio", "settings"], **kwargs)
+                       footer_links=["gradio", "settings"], run_history=False, **kwargs)
