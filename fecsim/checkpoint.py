@@ -148,7 +148,12 @@ def _meta_problem(meta: dict) -> str:
               ("model.mean", False, lambda v: isinstance(v, list) and len(v) == 3 and
                all(number(x) for x in v), "three numbers"),
               ("model.std", False, lambda v: isinstance(v, list) and len(v) == 3 and
-               all(number(x) and x > 0 for x in v), "three positive numbers")]
+               all(number(x) and x > 0 for x in v), "three positive numbers"),
+              ("model.pair_score", False, lambda v: v in ("head", "expressions"),
+               '"head" or "expressions"'),
+              ("model.pair_temperature", False, lambda v: number(v) and 0.01 <= v <= 100,
+               "a number, 0.01-100"),
+              ("model.geometry", False, lambda v: isinstance(v, bool), "true or false")]
     for prefix in ("calibration", "int8.calibration"):
         checks += [(f"{prefix}.scale", True, number, "a finite number"),
                    (f"{prefix}.bias", True, number, "a finite number"),
@@ -171,6 +176,8 @@ def _meta_problem(meta: dict) -> str:
     if model.get("num_classes") and model.get("class_names") and \
             len(model["class_names"]) != model["num_classes"]:
         return "model.class_names must name each of model.num_classes classes"
+    if (model.get("pair_score") == "expressions" or model.get("geometry")) and not model.get("num_classes"):
+        return "model.pair_score \"expressions\" and model.geometry need model.num_classes > 0"
     return ""
 
 

@@ -212,6 +212,10 @@ def test_wrong_tokens_are_answered_with_a_growing_delay():
     ({"num_classes": 3, "class_names": ["a", "b"]}, "model.class_names"),
     ({"mean": [0.5, 0.5]}, "model.mean"),
     ({"std": [0.2, 0.0, 0.2]}, "model.std"),
+    ({"pair_score": "bogus"}, "model.pair_score"),
+    ({"pair_temperature": 0}, "model.pair_temperature"),
+    ({"geometry": "yes"}, "model.geometry"),
+    ({"pair_score": "expressions", "num_classes": 0}, "model.pair_score"),
 ])
 def test_bad_model_fields_are_a_checkpoint_error(tmp_path, change, field):
     import json
