@@ -189,11 +189,14 @@ class GeometryHead(nn.Module):
         return torch.cat([blendshapes[..., self.single], (left + right) / 2, (left - right).abs()], -1)
 
     def gate_of(self, z, blendshapes, found) -> torch.Tensor:
-        g = self.symmetric(blendshapes)
+        return self._gate(z, self.symmetric(blendshapes), found)
+
+    def _gate(self, z, g, found) -> torch.Tensor:
         return torch.sigmoid(self.gate(torch.cat([z, g], -1))) * found
 
     def forward(self, z, blendshapes, found) -> torch.Tensor:
-        return self.gate_of(z, blendshapes, found) * self.expression(self.symmetric(blendshapes))
+        g = self.symmetric(blendshapes)
+        return self._gate(z, g, found) * self.expression(g)
 
 
 # One expression under the names different data sets give it (FER2013's -> FER+'s).

@@ -132,7 +132,7 @@ def test_heads_learn_from_stored_features_and_priors_shift_the_biases():
     z[:, -1] = 1
     history = fit_heads(model, z, votes, epochs=8, lr=1e-2, balance=0.5, seed=0, log=lambda *a: None)
     assert history[-1]["loss"] < history[0]["loss"] * 0.8
-    assert all(p.requires_grad for p in model.parameters())   # handed back trainable
+    assert all(p.requires_grad for p in model.parameters())   # handed back as it came
     before = model.classifier.bias.detach().clone()
     shift = adjust_for_priors(model, [0] * 90 + [1] * 10, 0.5)
     assert shift[0] < shift[1]                       # the common class loses most

@@ -282,14 +282,14 @@ def self_pairs(comparer, root, per_expression: int = 25, seed: int = 0) -> dict:
     labels = np.asarray(split.targets)
     clear = np.asarray(clear_majority(split, CLEAR_VOTES)) if isinstance(split, VoteFolder) \
         else np.arange(len(labels))
-    result = {}
+    files, result = dataset_files(split), {}
     for k, name in enumerate(split.classes):
         faces = clear[labels[clear] == k]
         if len(faces) < per_expression:
             continue
         itself, mirror, same = [], [], 0
         for i in rng.choice(faces, per_expression, replace=False):
-            image = load_image(dataset_files(split)[i])
+            image = load_image(files[i])
             itself.append(comparer.compare(image, image, assume_cropped=True).probability)
             copy = comparer.compare(image, image.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
                                     assume_cropped=True)

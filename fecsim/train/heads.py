@@ -34,6 +34,7 @@ def fit_heads(model, z: torch.Tensor, votes: torch.Tensor, epochs: int, lr: floa
     - drop_geometry: the share of faces whose geometry is hidden in each batch, so the heads also
       learn to answer from appearance alone (a face the landmarker misses, the live mode)."""
     torch.manual_seed(seed)
+    trainable = {name: p.requires_grad for name, p in model.named_parameters()}
     model.requires_grad_(False)
     params = head_parameters(model)
     for p in params:
@@ -57,7 +58,8 @@ def fit_heads(model, z: torch.Tensor, votes: torch.Tensor, epochs: int, lr: floa
             total += loss.item() * len(index)
         history.append({"epoch": epoch + 1, "loss": round(total / len(z), 4)})
         log(f"heads epoch {epoch + 1}/{epochs}: loss {history[-1]['loss']}")
-    model.requires_grad_(True)
+    for name, p in model.named_parameters():
+        p.requires_grad_(trainable[name])
     return history
 
 
