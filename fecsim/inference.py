@@ -17,6 +17,7 @@ from .errors import CheckpointError, FecsimError
 from .faces import Face, FaceCropper
 from .geometry import BLENDSHAPES, FaceGeometry
 from .int8 import Int8Encoder
+from .model import split_geometry
 from .scoring import calibrated, is_same, odd_one_out, pair_logits
 from .view import features, pick_device
 
@@ -188,7 +189,8 @@ class ExpressionComparer:
         if self.model.geometry is None:
             return (None,) * len(z)
         weights = self.model.geometry_weight(z.to(self.device)).float().cpu().tolist()
-        return tuple(w if found else None for w, found in zip(weights, z[:, -1].tolist()))
+        found = split_geometry(z, self.model.z_dim)[2].squeeze(-1).tolist()
+        return tuple(w if f else None for w, f in zip(weights, found))
 
     @property
     def class_names(self) -> list[str]:

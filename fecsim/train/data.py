@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import datasets
 from torchvision.transforms import v2
 
@@ -201,6 +201,16 @@ class VoteFolder(Dataset):
     def __getitem__(self, index):
         image = load_image(self.files[index])
         return (self.transform(image) if self.transform else image), self.votes[index]
+
+
+def dataset_files(dataset) -> list:
+    """The image file of each item of a labelled split (or a Subset of one), in order."""
+    if isinstance(dataset, Subset):
+        files = dataset_files(dataset.dataset)
+        return [files[i] for i in dataset.indices]
+    if isinstance(dataset, VoteFolder):
+        return list(dataset.files)
+    return [path for path, _ in dataset.samples]
 
 
 def is_vote_folder(root) -> bool:

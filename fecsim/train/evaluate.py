@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 from .. import metrics
 from ..errors import FecsimError
@@ -18,7 +18,8 @@ from ..geometry import LANDMARKER, FaceGeometry
 from ..images import load_image
 from ..inference import geometry_columns
 from ..model import SAME_EXPRESSION
-from .data import VoteFolder, eval_transform, expression_split, sample_pairs, sample_triplets
+from .data import (VoteFolder, dataset_files, eval_transform, expression_split, sample_pairs,
+                   sample_triplets)
 from ..scoring import (calibrated, fit_calibration, fit_options, indexed_pair_logits,
                        odd_one_out, triplet_logits, vote_target)
 from ..view import View, features
@@ -38,16 +39,6 @@ def dataset_features(encoder, dataset, view: View, device, batch_size: int = 256
     if getattr(model, "geometry", None) is None:
         return z
     return torch.cat([z, dataset_geometry(dataset)], 1)
-
-
-def dataset_files(dataset) -> list:
-    """The image file of each item of a labelled split (or a Subset of one), in order."""
-    if isinstance(dataset, Subset):
-        files = dataset_files(dataset.dataset)
-        return [files[i] for i in dataset.indices]
-    if isinstance(dataset, VoteFolder):
-        return list(dataset.files)
-    return [path for path, _ in dataset.samples]
 
 
 def dataset_geometry(dataset) -> torch.Tensor:
@@ -243,9 +234,8 @@ def evaluate_photos(comparer, root, n_pairs=1000, n_triplets=1000, seed=0) -> di
     p = comparer.pair_probabilities(z[p_pairs[:, 0]], z[p_pairs[:, 1]])
     same = p_pairs[:, 2]
     triplets = sample_triplets(labels, n_triplets, seed, groups=people)
-    scores = np.stack([comparer.pair_probabilities(z[triplets[:, a]], z[triplets[:, b]])
-                       for a, b in ((0, 1), (0, 2), (1, 2))], 1)
-    right = odd_one_out(scores) == triplets[:, 3]
+    _, odd = comparer.triplet_probabilities(*(z[triplets[:, k]] for k in range(3)))
+    right = odd == triplets[:, 3]
     read = np.array(names)[comparer.model.classify(z.to(comparer.device)).argmax(1).cpu().numpy()]
     threshold = comparer.threshold
     return {

@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from . import evaluate
 from .augment import augment_batch
-from .data import (PairsCSV, VoteFolder, eval_transform, expression_split, folder_tensor,
-                   is_vote_folder, train_transform)
+from .data import (PairsCSV, VoteFolder, dataset_files, eval_transform, expression_split,
+                   folder_tensor, is_vote_folder, train_transform)
 from .loop import batch_loss
 from ..view import Framing, View
 from .config import TrainConfig
@@ -146,10 +146,8 @@ class Folders:
 
 def _common_size(split) -> int | None:
     """The side of a split's images when all are the same square size, else None."""
-    folder = expression_split(split)
-    files = folder.files if isinstance(folder, VoteFolder) else [p for p, _ in folder.samples]
     sizes = set()
-    for path in files:
+    for path in dataset_files(expression_split(split)):
         with Image.open(path) as image:   # the header only
             sizes.add(image.size)
         if len(sizes) > 1:
