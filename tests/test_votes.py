@@ -186,3 +186,30 @@ def test_robustness_scores_every_condition_through_the_app_path(vote_folders, ra
     assert rows["mirror"]["pair_auc"] == rows["clean"]["pair_auc"]
     assert rows["clean"]["drop"] == {"pair_auc": 0, "pair_accuracy": 0, "triplet_accuracy": 0}
     assert rows["blur"] != rows["clean"] or rows["jpeg30"] != rows["clean"]
+
+
+def test_fer2013_labels_join_ferplus_votes_by_their_pixels(vote_folders, tmp_path):
+    """scripts/ferplus_with_fer2013_labels: FER2013's copy of each face (JPEG, another name, in a
+    folder per label) is found by its pixels, and its label counted as more votes; faces FER+
+    drops stay dropped, and val stays FER+'s own."""
+    rows = (vote_folders / "train" / "labels.csv").read_text(encoding="utf-8-sig").splitlines()[1:]
+    rng = np.random.default_rng(1)
+    fer2013_names = {}
+    for row in rows:
+        name = row.split(",")[0]
+        label = ["neutral", "happy", "surprise", "sad", "angry"][rng.integers(5)]
+        folder = tmp_path / "fer2013" / "train" / label
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.open(vote_folders / "train" / name).save(folder / f"Training_{rng.integers(1e8)}.jpg",
+                                                        quality=90)
+        fer2013_names[name] = {"happy": "happiness", "sad": "sadness", "angry": "anger"}.get(label, label)
+    out = tmp_path / "mixed"
+    subprocess.run([sys.executable, "-m", "scripts.ferplus_with_fer2013_labels", str(vote_folders),
+                    str(tmp_path / "fer2013"), str(out), "--votes", "4"], cwd=ROOT, check=True)
+    mixed, plain = VoteFolder(out / "train"), VoteFolder(vote_folders / "train")
+    assert [f.name for f in mixed.files] == [f.name for f in plain.files] and mixed.dropped == 4
+    for i, f in enumerate(mixed.files):
+        expected = plain.votes[i] * 10
+        expected[VOTE_CLASSES.index(fer2013_names[f.name])] += 4
+        assert torch.allclose(mixed.votes[i], expected / 14)
+    assert (out / "val" / "labels.csv").read_bytes() == (vote_folders / "val" / "labels.csv").read_bytes()
