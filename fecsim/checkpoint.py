@@ -18,7 +18,7 @@ from .text import quoted
 from .view import View
 
 FORMAT = "fecsim-1"
-SHIPPED = shipped("checkpoints") / "fecsim-v3.safetensors"
+SHIPPED = shipped("checkpoints") / "fecsim-v4.safetensors"
 
 
 @dataclass

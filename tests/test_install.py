@@ -30,7 +30,7 @@ def test_an_installed_copy_finds_the_shipped_model_and_examples(tmp_path):
                          cwd=elsewhere, env=env)
     assert run.returncode == 0, run.stderr
     path, counts = run.stdout.splitlines()
-    assert Path(path).is_relative_to(target) and Path(path).name == "fecsim-v3.safetensors"
+    assert Path(path).is_relative_to(target) and Path(path).name == "fecsim-v4.safetensors"
     assert all(int(n) > 0 for n in counts.split())
     a, b = sorted((ROOT / "examples" / "photos").glob("happy-*.jpg"))[:2]
     compare = subprocess.run([sys.executable, "-m", "fecsim", "compare", str(a), str(b)],

@@ -119,7 +119,7 @@ def test_unknown_setting_is_refused():
     assert result.returncode != 0 and "unknown setting" in result.stderr
 
 
-SHIPPED = [ROOT / "checkpoints" / "fecsim-v3.safetensors", ROOT / "checkpoints" / "fecsim-v3.int8.onnx"]
+SHIPPED = [ROOT / "checkpoints" / "fecsim-v4.safetensors", ROOT / "checkpoints" / "fecsim-v4.int8.onnx"]
 
 
 @pytest.fixture(scope="module")
