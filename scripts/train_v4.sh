@@ -24,7 +24,7 @@ git show a47395f:checkpoints/fecsim-ferplus.int8.onnx > runs/fecsim-ferplus.int8
 "$python" train.py --data=runs/ferplus-fer2013 --init_from=runs/fecsim-ferplus.safetensors \
     --augment=device --domain_augment=true --balance=0.5 --min_agreement=6 --label_smoothing=0 \
     --epochs=4 --lr=1e-3 --vote_targets=graded --workers=0 --score_test=false \
-    --out_dir=runs/v4-trunk --export=runs/v4-trunk/fecsim.safetensors
+    --out_dir=runs/v4-trunk
 "$python" train.py --data="$ferplus" --init_from=runs/v4-trunk/fecsim.safetensors \
     --head_only=true --geometry=true --pair_score=expressions --pair_temperature=0.6 \
     --logit_adjust=0.2 --balance=0.8 --epochs=30 --lr=3e-3 --min_agreement=6 --workers=0 \
