@@ -18,6 +18,7 @@ from pathlib import Path
 
 from fecsim import ExpressionComparer
 from fecsim.errors import FecsimError
+from fecsim.train.evaluate import person_of
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SOURCE = HERE.parent.parent / "shared" / "datasets" / "wild-dev"
@@ -58,17 +59,13 @@ def score(comparer, source: Path) -> list[tuple]:
     return sorted(found, key=lambda c: -c[0])
 
 
-def person(path: Path) -> str:
-    return path.stem.rsplit("_", 1)[0]
-
-
 def choose(candidates) -> dict:
     """role name ("happy1", ...) -> source path, each a different person."""
     chosen, people, count = {}, set(), {}
     for role in ROLES:
         count[role] = count.get(role, 0) + 1
-        path = next(p for _, folder, p in candidates if folder == role and person(p) not in people)
-        people.add(person(path))
+        path = next(p for _, folder, p in candidates if folder == role and person_of(p) not in people)
+        people.add(person_of(path))
         chosen[f"{role}{count[role]}"] = path
     return chosen
 

@@ -16,7 +16,7 @@ from fecsim.train.augment import augment_batch, degrade_batch
 from fecsim.train.data import VOTE_CLASSES, VoteFolder, class_balance_weights, folder_tensor
 from fecsim.train.evaluate import clear_majority, graded_triplets
 from fecsim.metrics import agreement
-from fecsim.model import ModelConfig, SiameseResNet18, load_parent_weights
+from fecsim.model import SAME_EXPRESSION, ModelConfig, SiameseResNet18, load_parent_weights
 from fecsim.train.loop import batch_loss, pair_targets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,7 +202,7 @@ def test_fer2013_labels_join_ferplus_votes_by_their_pixels(vote_folders, tmp_pat
         folder.mkdir(parents=True, exist_ok=True)
         Image.open(vote_folders / "train" / name).save(folder / f"Training_{rng.integers(1e8)}.jpg",
                                                         quality=90)
-        fer2013_names[name] = {"happy": "happiness", "sad": "sadness", "angry": "anger"}.get(label, label)
+        fer2013_names[name] = SAME_EXPRESSION.get(label, label)
     out = tmp_path / "mixed"
     subprocess.run([sys.executable, "-m", "scripts.ferplus_with_fer2013_labels", str(vote_folders),
                     str(tmp_path / "fer2013"), str(out), "--votes", "4"], cwd=ROOT, check=True)
